@@ -1,0 +1,551 @@
+"""The learner's checker behind ``python -m exercises``: list, check, hint, reset, solution.
+
+It runs the exercise tests in tests/exercises/ against the modules in exercises/ with pytest
+in a subprocess, reads the JUnit XML report, and keeps results and hint counts in
+``.exercises-progress.json`` at the repository root. Results are cached by a hash of the
+exercise file, the modules it imports from exercises/, its test file and the test conftest,
+so listing again is fast until something changes.
+
+Everything it says lives in exercises/hints/ (README.md, messages.toml, ORDER, NAME.md).
+The repository root is the folder above this package, or ``EXERCISES_ROOT`` when set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import tomllib
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SECTION_BREAK = re.compile(r"^---[ \t]*$", re.MULTILINE)
+
+
+def repo_root() -> Path:
+    configured = os.environ.get("EXERCISES_ROOT")
+    return Path(configured).resolve() if configured else Path(__file__).resolve().parent.parent
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class Outcome:
+    """What one exercise's tests did."""
+
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    not_started: bool = False
+    first_failure: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.errors + self.skipped
+
+    @property
+    def done(self) -> bool:
+        return self.passed > 0 and self.failed == 0 and self.errors == 0
+
+
+class Workbook:
+    """Paths, texts and progress of one copy of the workbook."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.exercises = root / "exercises"
+        self.hints = self.exercises / "hints"
+        self.pristine = self.exercises / ".pristine"
+        self.solutions = root / "solutions"
+        self.tests = root / "tests" / "exercises"
+        self.progress_file = root / ".exercises-progress.json"
+        self.messages: dict[str, str] = tomllib.loads(
+            (self.hints / "messages.toml").read_text(encoding="utf-8")
+        )
+        self.progress = self._load_progress()
+
+    # texts
+
+    def say(self, key: str, **values: Any) -> str:
+        return self.messages.get(key, key).strip("\n").format(**values)
+
+    def intro(self) -> str:
+        readme = self.hints / "README.md"
+        if not readme.exists():
+            return ""
+        return SECTION_BREAK.split(readme.read_text(encoding="utf-8"))[0].strip()
+
+    def hint_sections(self, name: str) -> list[str]:
+        path = self.hints / f"{name}.md"
+        if not path.exists():
+            return []
+        sections = SECTION_BREAK.split(path.read_text(encoding="utf-8"))
+        return [section.strip() for section in sections if section.strip()]
+
+    # exercises
+
+    def order(self) -> list[str]:
+        listed: list[str] = []
+        order_file = self.hints / "ORDER"
+        if order_file.exists():
+            for line in order_file.read_text(encoding="utf-8").splitlines():
+                name = line.split("#", 1)[0].strip()
+                if name and name not in listed:
+                    listed.append(name)
+        # Stubs the ORDER file does not know yet still show up, at the end.
+        for path in sorted(self.exercises.glob("*.py")):
+            if not path.name.startswith("_") and path.stem not in listed:
+                listed.append(path.stem)
+        return listed
+
+    def require(self, name: str) -> str:
+        names = self.order()
+        if name not in names:
+            raise UsageError(self.say("unknown_exercise", name=name, names=", ".join(names)))
+        return name
+
+    def stub(self, name: str) -> Path:
+        return self.exercises / f"{name}.py"
+
+    def test_file(self, name: str) -> Path:
+        return self.tests / f"test_{name}.py"
+
+    def title(self, name: str) -> str:
+        """The first line of the exercise's task statement (its module docstring)."""
+        try:
+            tree = ast.parse(self.stub(name).read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, ValueError):
+            return ""
+        docstring = ast.get_docstring(tree) or ""
+        return docstring.strip().splitlines()[0] if docstring.strip() else ""
+
+    def dependencies(self, name: str) -> list[str]:
+        """Exercise modules that ``name`` imports, directly or not, itself included."""
+        seen: list[str] = []
+        pending = [name]
+        while pending:
+            current = pending.pop()
+            if current in seen or not self.stub(current).exists():
+                continue
+            seen.append(current)
+            try:
+                tree = ast.parse(self.stub(current).read_text(encoding="utf-8"))
+            except (SyntaxError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    module = node.module or ""
+                    if node.level == 1:
+                        pending.extend([module] if module else [a.name for a in node.names])
+                    elif node.level == 0 and module.startswith("exercises."):
+                        pending.append(module.split(".")[1])
+        return sorted(seen)
+
+    def fingerprint(self, name: str) -> str:
+        digest = hashlib.sha256()
+        files = [self.stub(dep) for dep in self.dependencies(name)]
+        files += [self.test_file(name), self.tests / "conftest.py"]
+        for path in files:
+            digest.update(str(path.relative_to(self.root)).encode())
+            digest.update(path.read_bytes() if path.exists() else b"<missing>")
+        return digest.hexdigest()
+
+    # progress
+
+    def _load_progress(self) -> dict[str, Any]:
+        try:
+            progress = json.loads(self.progress_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            progress = {}
+        if not isinstance(progress, dict):
+            progress = {}
+        progress.setdefault("results", {})
+        progress.setdefault("hints_shown", {})
+        return progress
+
+    def save_progress(self) -> None:
+        text = json.dumps(self.progress, indent=2, sort_keys=True) + "\n"
+        temporary = self.progress_file.with_name(self.progress_file.name + ".tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(self.progress_file)
+
+    def cached(self, name: str) -> Outcome | None:
+        entry = self.progress["results"].get(name)
+        if not entry or entry.get("hash") != self.fingerprint(name):
+            return None
+        return Outcome(**entry["outcome"])
+
+    def remember(self, name: str, outcome: Outcome) -> None:
+        self.progress["results"][name] = {
+            "hash": self.fingerprint(name),
+            "outcome": asdict(outcome),
+        }
+
+    # running the tests
+
+    def run_tests(self, names: list[str]) -> dict[str, Outcome]:
+        """Run the tests of ``names`` in one pytest process; cache and return the outcomes."""
+        runnable = [name for name in names if self.test_file(name).exists()]
+        outcomes = {name: Outcome() for name in names}
+        if not runnable:
+            return outcomes
+        with tempfile.TemporaryDirectory(prefix="exercises-") as temporary:
+            report = Path(temporary) / "report.xml"
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                *(str(self.test_file(name).relative_to(self.root)) for name in runnable),
+                "--impl=exercises",
+                "-q",
+                "--tb=short",
+                "-p",
+                "no:cacheprovider",
+                "--continue-on-collection-errors",
+                f"--junitxml={report}",
+                "-o",
+                "junit_family=xunit1",
+            ]
+            finished = subprocess.run(
+                command, cwd=self.root, capture_output=True, text=True, check=False
+            )
+            if finished.returncode not in (0, 1, 5) or not report.exists():
+                raise TestsBroken(finished.returncode, finished.stdout + finished.stderr)
+            parse_report(report, outcomes)
+        for name in runnable:
+            self.remember(name, outcomes[name])
+        self.save_progress()
+        return outcomes
+
+    def outcomes(self, names: list[str], rerun: bool = False) -> dict[str, Outcome]:
+        results: dict[str, Outcome] = {}
+        stale = []
+        for name in names:
+            cached = None if rerun else self.cached(name)
+            if cached is None:
+                stale.append(name)
+            else:
+                results[name] = cached
+        if stale:
+            results.update(self.run_tests(stale))
+        return results
+
+
+class TestsBroken(Exception):
+    def __init__(self, code: int, output: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.output = output
+
+
+def exercise_of(case: ET.Element) -> str:
+    """The exercise a JUnit test case belongs to, from its test file name."""
+    location = case.get("file") or case.get("name", "").replace(".", "/")
+    stem = Path(location.split("::")[0]).stem
+    return stem.removeprefix("test_")
+
+
+def parse_report(report: Path, outcomes: dict[str, Outcome]) -> None:
+    only_todos = dict.fromkeys(outcomes, True)  # every failure so far reached a TODO
+    for case in ET.parse(report).getroot().iter("testcase"):
+        name = exercise_of(case)
+        if name not in outcomes:
+            continue
+        outcome = outcomes[name]
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        if case.find("skipped") is not None:
+            outcome.skipped += 1
+        elif problem is None:
+            outcome.passed += 1
+        else:
+            if problem.tag == "failure":
+                outcome.failed += 1
+            else:
+                outcome.errors += 1
+            only_todos[name] = only_todos[name] and reaches_todo(problem)
+            if not outcome.first_failure:
+                outcome.first_failure = describe_failure(case, problem, name)
+    for name, outcome in outcomes.items():
+        failures = outcome.failed + outcome.errors
+        outcome.not_started = outcome.passed == 0 and failures > 0 and only_todos[name]
+
+
+def reaches_todo(problem: ET.Element) -> bool:
+    return "NotImplementedError" in (problem.get("message", "") + (problem.text or ""))
+
+
+def describe_failure(case: ET.Element, problem: ET.Element, name: str) -> dict[str, str]:
+    classname = case.get("classname", "")
+    module = f"test_{name}"
+    cls = classname.split(f"{module}.", 1)[1] if f"{module}." in classname else ""
+    test_file = f"tests/exercises/{module}.py"
+    test = "::".join(part for part in (test_file, cls, case.get("name", "")) if part)
+    text = problem.text or ""
+    places = re.findall(rf"(exercises/{re.escape(name)}\.py:\d+)", text)
+    message = problem.get("message", "").strip()
+    if not message:
+        message = text.strip().splitlines()[-1] if text.strip() else ""
+    lines = message.splitlines()
+    if len(lines) > 15:
+        message = "\n".join([*lines[:15], "..."])
+    return {
+        "test": test,
+        "message": message,
+        "where": places[-1] if places else "",
+        "todo": "yes" if reaches_todo(problem) else "no",
+    }
+
+
+# commands
+
+
+def command_list(book: Workbook, args: argparse.Namespace) -> int:
+    intro = book.intro()
+    if intro:
+        print(intro + "\n")
+    names = book.order()
+    outcomes = book.outcomes([n for n in names if book.stub(n).exists()], rerun=args.rerun)
+    width = max((len(name) for name in names), default=0)
+    next_name = None
+    for number, name in enumerate(names, start=1):
+        if not book.stub(name).exists():
+            label = "missing"
+        elif not book.test_file(name).exists():
+            label = "no tests"
+        elif outcomes[name].done:
+            label = "done"
+        else:
+            label = "todo"
+            next_name = next_name or name
+        print(f"  {number}. [{label:^8}] {name:<{width}}  {book.title(name)}")
+    print()
+    if next_name:
+        print(book.say("next_step", name=next_name))
+    elif all(name in outcomes and outcomes[name].done for name in names):
+        print(book.say("all_done"))
+    return EXIT_OK
+
+
+def next_unfinished(book: Workbook, after: str) -> str | None:
+    names = book.order()
+    later = names[names.index(after) + 1 :] + names[: names.index(after)]
+    for name in later:
+        if not book.stub(name).exists() or not book.test_file(name).exists():
+            continue
+        cached = book.cached(name)
+        if cached is None or not cached.done:
+            return name
+    return None
+
+
+def command_check(book: Workbook, args: argparse.Namespace) -> int:
+    name = book.require(args.name)
+    test_file = book.test_file(name).relative_to(book.root)
+    if not book.test_file(name).exists():
+        print(book.say("no_tests", name=name, test_file=test_file))
+        return EXIT_FAILED
+    outcome = book.outcomes([name], rerun=True)[name]
+    if outcome.total == 0:
+        print(book.say("no_tests", name=name, test_file=test_file))
+        return EXIT_FAILED
+    if outcome.done:
+        if outcome.skipped:
+            print(book.say("passed_with_skips", name=name, **_counts(outcome)))
+        else:
+            print(book.say("passed", name=name, **_counts(outcome)))
+        following = next_unfinished(book, name)
+        print(book.say("next_step", name=following) if following else book.say("all_done"))
+        return EXIT_OK
+    if outcome.not_started:
+        print(book.say("not_started", name=name))
+        return EXIT_FAILED
+    failure = outcome.first_failure
+    print(book.say("failing", name=name, **_counts(outcome)))
+    print(book.say("first_failure", test=failure.get("test", "?")))
+    if failure.get("todo") == "yes":
+        print(book.say("todo_reached", message=_last_line(failure.get("message", ""))))
+    elif failure.get("message"):
+        print(_indent(failure["message"]))
+    if failure.get("where"):
+        print(book.say("where", where=failure["where"]))
+    print(book.say("full_output", test_file=test_file))
+    return EXIT_FAILED
+
+
+def _counts(outcome: Outcome) -> dict[str, int]:
+    return {
+        "passed": outcome.passed,
+        "total": outcome.total - outcome.skipped,
+        "skipped": outcome.skipped,
+    }
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def command_hint(book: Workbook, args: argparse.Namespace) -> int:
+    name = book.require(args.name)
+    sections = book.hint_sections(name)
+    if not sections:
+        print(book.say("no_hints", name=name))
+        return EXIT_OK
+    shown = min(int(book.progress["hints_shown"].get(name, 0)), len(sections))
+    if args.all:
+        if shown == 0:
+            print(book.say("no_hints_seen", name=name))
+        for number in range(1, shown + 1):
+            print(book.say("hint_header", number=number, count=len(sections), name=name))
+            print(sections[number - 1] + "\n")
+        return EXIT_OK
+    if shown >= len(sections):
+        print(book.say("no_more_hints", name=name, count=len(sections)))
+        return EXIT_OK
+    print(book.say("hint_header", number=shown + 1, count=len(sections), name=name))
+    print()
+    print(sections[shown])
+    book.progress["hints_shown"][name] = shown + 1
+    book.save_progress()
+    if shown + 1 < len(sections):
+        print()
+        print(book.say("hint_more", name=name))
+    return EXIT_OK
+
+
+def original_stub(book: Workbook, name: str) -> tuple[str, str] | None:
+    """The generated stub for ``name`` and where it came from, or None."""
+    solution = book.solutions / f"{name}.py"
+    generator = book.root / "tools" / "make_exercises.py"
+    if solution.exists() and generator.exists():
+        spec = importlib.util.spec_from_file_location("_make_exercises", generator)
+        assert spec is not None and spec.loader is not None
+        make_exercises = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(make_exercises)
+        text = make_exercises.make_stub(
+            solution.read_text(encoding="utf-8"), name, f"solutions/{name}.py"
+        )
+        return text, f"solutions/{name}.py"
+    pristine = book.pristine / f"{name}.py"
+    if pristine.exists():
+        return pristine.read_text(encoding="utf-8"), f"exercises/.pristine/{name}.py"
+    with contextlib.suppress(OSError):
+        shown = subprocess.run(
+            ["git", "show", f"HEAD:exercises/{name}.py"],
+            cwd=book.root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if shown.returncode == 0:
+            return shown.stdout, "git HEAD"
+    return None
+
+
+def command_reset(book: Workbook, args: argparse.Namespace) -> int:
+    name = book.require(args.name)
+    original = original_stub(book, name)
+    if original is None:
+        print(book.say("reset_no_source", name=name), file=sys.stderr)
+        return EXIT_FAILED
+    text, origin = original
+    stub = book.stub(name)
+    if stub.exists() and stub.read_text(encoding="utf-8") == text:
+        print(book.say("reset_unchanged", name=name))
+        return EXIT_OK
+    if not args.yes:
+        try:
+            answer = input(book.say("reset_confirm", name=name) + " ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print(book.say("reset_declined"))
+            return EXIT_FAILED
+    stub.write_text(text, encoding="utf-8")
+    book.progress["results"].pop(name, None)
+    book.save_progress()
+    print(book.say("reset_done", name=name, origin=origin))
+    return EXIT_OK
+
+
+def command_solution(book: Workbook, args: argparse.Namespace) -> int:
+    name = book.require(args.name)
+    solution = book.solutions / f"{name}.py"
+    if not solution.exists():
+        print(book.say("solution_missing"))
+        return EXIT_FAILED
+    if not args.force:
+        runnable = book.test_file(name).exists() and book.stub(name).exists()
+        if not runnable or not book.outcomes([name])[name].done:
+            print(book.say("solution_locked", name=name))
+            return EXIT_FAILED
+    print(solution.read_text(encoding="utf-8"), end="")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m exercises",
+        description="Check your exercises, get hints, start over.",
+        epilog="Exit status: 0 ok, 1 a check failed or nothing was done, 2 usage error.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    listing = commands.add_parser("list", help="every exercise, done or not (the default)")
+    listing.add_argument("--rerun", action="store_true", help="ignore cached results")
+    check = commands.add_parser("check", help="run the tests of one exercise")
+    check.add_argument("name", metavar="NAME")
+    hint = commands.add_parser("hint", help="show the next hint for an exercise")
+    hint.add_argument("name", metavar="NAME")
+    hint.add_argument("--all", action="store_true", help="show again the hints seen so far")
+    reset = commands.add_parser("reset", help="put back the original stub of an exercise")
+    reset.add_argument("name", metavar="NAME")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    solution = commands.add_parser("solution", help="show the solution once the tests pass")
+    solution.add_argument("name", metavar="NAME")
+    solution.add_argument("--force", action="store_true", help="show it even if not passing")
+    return parser
+
+
+COMMANDS = {
+    "list": command_list,
+    "check": command_check,
+    "hint": command_hint,
+    "reset": command_reset,
+    "solution": command_solution,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        args = build_parser().parse_args(["list", *(argv or [])])
+    book = Workbook(repo_root())
+    try:
+        return COMMANDS[args.command](book, args)
+    except UsageError as error:
+        print(error, file=sys.stderr)
+        return EXIT_USAGE
+    except TestsBroken as error:
+        print(book.say("tests_broken", code=error.code), file=sys.stderr)
+        print("\n".join(error.output.strip().splitlines()[-30:]), file=sys.stderr)
+        return EXIT_FAILED

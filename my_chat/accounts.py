@@ -1,0 +1,90 @@
+"""Accounts: usernames and password hashes in SQLite.
+
+Passwords are hashed with scrypt (salted, deliberately slow and memory-hard), in a worker
+thread so that a sign-in never stalls the event loop and the streams it serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+
+import aiosqlite
+
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+MIN_PASSWORD, MAX_PASSWORD = 8, 256
+
+# scrypt cost: n=2**14, r=8 takes tens of milliseconds and 16 MiB per hash.
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024, "dklen": 32}
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    return f"scrypt${salt.hex()}${digest.hex()}"
+
+
+def password_matches(password: str, stored: str) -> bool:
+    _, salt_hex, digest_hex = stored.split("$")
+    candidate = hash_password(password, bytes.fromhex(salt_hex)).split("$")[2]
+    return hmac.compare_digest(candidate, digest_hex)
+
+
+# A hash to check against when the user does not exist, so timing does not reveal names.
+_DUMMY_HASH = hash_password("no such user, still hashed")
+
+
+class UsernameTaken(Exception):
+    pass
+
+
+class AccountStore:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    @classmethod
+    async def open(cls, path: str) -> AccountStore:
+        db = await aiosqlite.connect(path)
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS accounts ("
+            " username TEXT PRIMARY KEY COLLATE NOCASE,"
+            " password_hash TEXT NOT NULL,"
+            " created INTEGER NOT NULL)"
+        )
+        await db.commit()
+        return cls(db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def create(self, username: str, password: str, created_ms: int) -> None:
+        password_hash = await asyncio.to_thread(hash_password, password)
+        try:
+            await self.db.execute(
+                "INSERT INTO accounts (username, password_hash, created) VALUES (?, ?, ?)",
+                (username, password_hash, created_ms),
+            )
+            await self.db.commit()
+        except sqlite3.IntegrityError:
+            raise UsernameTaken(username) from None
+
+    async def check_password(self, username: str, password: str) -> str | None:
+        """The account's username as stored, if the password is right; else None."""
+        rows = await self.db.execute_fetchall(
+            "SELECT username, password_hash FROM accounts WHERE username = ?", (username,)
+        )
+        stored_name, stored_hash = rows[0] if rows else (None, _DUMMY_HASH)
+        matches = await asyncio.to_thread(password_matches, password, stored_hash)
+        return stored_name if matches and stored_name is not None else None
+
+    async def canonical_name(self, username: str) -> str | None:
+        """The username as stored (names are unique regardless of case), or None."""
+        rows = await self.db.execute_fetchall(
+            "SELECT username FROM accounts WHERE username = ?", (username,)
+        )
+        return rows[0][0] if rows else None

@@ -1,0 +1,139 @@
+"""Sign-up, sign-in and who is asking.
+
+A user proves who they are with a token: ``Authorization: Bearer <token>`` from a program,
+or the HttpOnly ``my_chat_session`` cookie from the page. The stream accepts the same two and
+never a token in its URL, because URLs end up in access logs and browser history (the guide's
+gateway reads ``?token=`` from the URL). Other services use the service key instead.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+from aiohttp import web
+
+from my_chat.accounts import MAX_PASSWORD, MIN_PASSWORD, USERNAME_PATTERN, UsernameTaken
+from my_chat.context import context_of
+from my_chat.errors import (
+    BadRequest,
+    Conflict,
+    InvalidToken,
+    TooManyRequests,
+    Unauthorized,
+    read_json_object,
+    require_string,
+)
+
+SESSION_COOKIE = "my_chat_session"
+
+routes = web.RouteTableDef()
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+def authenticate(request: web.Request) -> str:
+    """The signed-in user, from the bearer token or the session cookie; else ``401``."""
+    token = bearer_token(request) or request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise Unauthorized("not_signed_in", "sign in first: send a bearer token or the cookie")
+    try:
+        return context_of(request).sessions.verify(token)
+    except InvalidToken as error:
+        raise Unauthorized("invalid_token", f"the token is not valid: {error}") from None
+
+
+def require_service(request: web.Request) -> None:
+    """Only backend services holding the service key get past this."""
+    token = bearer_token(request)
+    expected = context_of(request).service_key
+    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthorized("invalid_service_key", "this call needs the service key as a bearer")
+
+
+def limit(limiter, key: str, what: str) -> None:
+    wait = limiter.retry_after(key)
+    if wait > 0:
+        raise TooManyRequests(
+            "rate_limited",
+            f"too many {what}; try again in {wait:.1f} s",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )
+
+
+def client_address(request: web.Request) -> str:
+    return request.remote or "unknown"
+
+
+async def read_credentials(request: web.Request) -> tuple[str, str]:
+    body = await read_json_object(request)
+    username, password = require_string(body, "username"), require_string(body, "password")
+    return username, password
+
+
+def signed_in(request: web.Request, username: str, status: int) -> web.Response:
+    context = context_of(request)
+    token = context.sessions.issue(username)
+    response = web.json_response({"username": username, "token": token}, status=status)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+        max_age=int(context.settings.token_ttl),
+        secure=request.secure,
+    )
+    return response
+
+
+@routes.post("/api/signup")
+async def signup(request: web.Request) -> web.Response:
+    context = context_of(request)
+    username, password = await read_credentials(request)
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise BadRequest(
+            "invalid_username", "a username is 1 to 32 letters, digits, '_', '.' or '-'"
+        )
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise BadRequest(
+            "invalid_password", f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+        )
+    limit(context.signup_limiter, client_address(request), "sign-ups from this address")
+    try:
+        await context.accounts.create(username, password, int(time.time() * 1000))
+    except UsernameTaken:
+        raise Conflict("username_taken", f"the name {username!r} is taken") from None
+    return signed_in(request, username, 201)
+
+
+@routes.post("/api/login")
+async def login(request: web.Request) -> web.Response:
+    context = context_of(request)
+    username, password = await read_credentials(request)
+    key = f"{client_address(request)}|{username.lower()}"
+    if context.login_limiter.peek(key) > 0:
+        limit(context.login_limiter, key, "failed sign-ins")
+    stored_name = await context.accounts.check_password(username, password)
+    if stored_name is None:
+        context.login_limiter.retry_after(key)  # count the failure
+        raise Unauthorized("wrong_credentials", "wrong username or password")
+    return signed_in(request, stored_name, 200)
+
+
+@routes.post("/api/logout")
+async def logout(request: web.Request) -> web.Response:
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@routes.get("/api/me")
+async def me(request: web.Request) -> web.Response:
+    return web.json_response({"username": authenticate(request)})

@@ -1,0 +1,70 @@
+"""The chat room's API: send a message, page through history, see who is online."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from my_chat.auth import authenticate, limit
+from my_chat.context import context_of
+from my_chat.errors import BadRequest, ExerciseNotDone, TooLarge, read_json_object
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/messages")
+async def send_message(request: web.Request) -> web.Response:
+    context = context_of(request)
+    sender = authenticate(request)  # the sender is who signed in; a "from" field never counts
+    body = await read_json_object(request)
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest("empty_text", "'text' must be a non-empty string")
+    if len(text) > context.settings.max_text:
+        raise TooLarge(
+            "text_too_long", f"a message is at most {context.settings.max_text} characters"
+        )
+    to = body.get("to")
+    if to is not None:
+        if not isinstance(to, str) or not to:
+            raise BadRequest("invalid_recipient", "'to' must be a username")
+        if not context.parts.done("private"):
+            raise ExerciseNotDone(
+                "exercise_not_done", "private messages need exercise 4 (private) to be done"
+            )
+        canonical = await context.accounts.canonical_name(to)
+        context.parts.private.check_recipient(
+            sender, canonical or to, recipient_exists=canonical is not None
+        )
+        to = canonical
+    limit(context.message_limiter, sender, "messages")
+    message = await context.broker.publish(sender, text, to)
+    return web.json_response(message.to_payload(), status=201)
+
+
+def _int_query(request: web.Request, name: str, default: int | None, low: int, high: int):
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"invalid_{name}", f"'{name}' must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+@routes.get("/api/history")
+async def history(request: web.Request) -> web.Response:
+    context = context_of(request)
+    viewer = authenticate(request)
+    before = _int_query(request, "before", None, 1, 2**63 - 1)
+    limit_ = _int_query(request, "limit", 50, 1, context.settings.history_page_max)
+    messages = await context.store.before(before, viewer, limit_)
+    if context.parts.done("private"):
+        messages = [m for m in messages if context.parts.private.may_see(m, viewer)]
+    else:
+        messages = [m for m in messages if m.to is None]
+    return web.json_response({"messages": [m.to_payload() for m in messages]})
+
+
+@routes.get("/api/online")
+async def online(request: web.Request) -> web.Response:
+    authenticate(request)
+    return web.json_response({"users": await context_of(request).broker.online_users()})

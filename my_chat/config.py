@@ -1,0 +1,50 @@
+"""Settings: everything start-up can change, with the embedded defaults ``make chat`` uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = field(default_factory=lambda: Path("var"))
+
+    # Heartbeats, in seconds; fractions work so tests and notebooks can run them fast.
+    periodic_interval: float = 30.0
+    healthcheck_interval: float = 90.0
+    # The reconnection delay sent as ``retry:`` and the one suggested on shutdown.
+    retry_ms: int = 3000
+
+    # Outgoing bytes a connection may have waiting before it counts as too slow and is closed.
+    buffer_limit: int = 256 * 1024
+
+    history_on_connect: int = 50
+    history_page_max: int = 200
+    # Retention: at most this many messages, none older than this many days (0 turns a cap off).
+    retention_count: int = 100_000
+    retention_days: float = 30.0
+
+    max_text: int = 2000
+    max_body: int = 64 * 1024
+    # A user may send ``message_burst`` messages at once, refilled at ``message_rate`` a second.
+    message_burst: int = 20
+    message_rate: float = 2.0
+    # Sign-ups and failed sign-ins per client address and minute (0 turns the limit off).
+    signup_per_minute: int = 30
+    login_failures_per_minute: int = 10
+
+    token_ttl: float = 24 * 3600.0
+    # Secrets: from the environment if set there, else generated once into ``data_dir``.
+    jwt_secret: str | None = None
+    service_key: str | None = None
+
+    exercises: bool = False
+    redis_url: str | None = None
+    log_level: str = "info"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "my_chat.sqlite3"

@@ -1,0 +1,129 @@
+"""Connection handling, ``GET /sse``: the guide's module 3.
+
+The flow follows the guide's diagram: authenticate, answer with the event-stream headers,
+create the client with a server-made id, register it with the manager, send
+``connection_id`` and the ``initial`` heartbeat, and then listen until the stream ends.
+Two things differ from the guide, on purpose:
+
+* The client is always unregistered, in ``finally``: the guide's chat room never
+  unregisters, so its map only grows.
+* Before live messages, the client gets the history it missed (``Last-Event-ID``), and live
+  frames that arrive during that replay wait behind it: no gap, no duplicate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+
+from aiohttp import web
+
+from my_chat.auth import authenticate
+from my_chat.client_manager import Connection
+from my_chat.context import ServiceContext, context_of
+from my_chat.errors import BadRequest
+from my_chat.events import CONNECTION_ID, HEARTBEAT_INITIAL, ConnectionIdData, to_json
+from my_chat.history import replay
+from my_chat.sse import encode_event
+
+logger = logging.getLogger("my_chat")
+
+routes = web.RouteTableDef()
+
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    # nginx and similar proxies buffer responses unless told not to; SSE must not wait.
+    "X-Accel-Buffering": "no",
+}
+
+MAX_EVENT_ID = 2**63 - 1
+
+
+def requested_last_event_id(request: web.Request) -> int | None:
+    """The id to resume after: the ``Last-Event-ID`` header, else ``?last_event_id=``."""
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None:
+        raw = request.query.get("last_event_id")
+    if raw is None or raw.strip() == "":
+        return None
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_EVENT_ID:
+        raise BadRequest("invalid_last_event_id", "Last-Event-ID must be a message id")
+    return int(raw)
+
+
+def opening_frames(context: ServiceContext, connection: Connection) -> bytes:
+    frames = [
+        encode_event(
+            to_json(ConnectionIdData(connection.id)),
+            event=CONNECTION_ID,
+            retry=context.settings.retry_ms,
+        ),
+    ]
+    if context.parts.done("heartbeat"):
+        heartbeat = context.parts.heartbeat
+        payload = heartbeat.heartbeat_payload(
+            HEARTBEAT_INITIAL, client_id=connection.id, user_id=connection.user
+        )
+        frames.append(heartbeat.heartbeat_frame(payload))
+    return b"".join(frames)
+
+
+@routes.get("/sse")
+async def stream(request: web.Request) -> web.StreamResponse:
+    context = context_of(request)
+    user = authenticate(request)
+    last_event_id = requested_last_event_id(request)
+
+    response = web.StreamResponse(headers=STREAM_HEADERS)
+    if request.version >= (1, 1):
+        # Chunked on purpose: the connection writes ready-made chunks straight to the socket.
+        response.enable_chunked_encoding()
+    await response.prepare(request)
+    connection = Connection(
+        uuid.uuid4().hex,
+        user,
+        request.transport,
+        chunked=response.chunked,
+        buffer_limit=context.settings.buffer_limit,
+    )
+    connection.start_replay()
+    first_of_user = context.manager.register(connection)
+    logger.info("connect client=%s user=%s", connection.id, user)
+    try:
+        # The first write goes through aiohttp, which sends the headers with it.
+        await response.write(opening_frames(context, connection))
+        if first_of_user:
+            await context.broker.user_online(user)
+        may_see = context.parts.private.may_see if context.parts.done("private") else _room_only
+        last_replayed = await replay(
+            context.store,
+            connection,
+            response.write,
+            may_see,
+            last_event_id,
+            context.settings.history_on_connect,
+        )
+        connection.finish_replay(last_replayed)
+        await connection.closed
+        transport = request.transport
+        if not connection.slow and transport is not None and not transport.is_closing():
+            with contextlib.suppress(ConnectionError):
+                await response.write_eof()
+    finally:
+        last_of_user = context.manager.unregister(connection)
+        logger.info(
+            "disconnect client=%s user=%s%s",
+            connection.id,
+            user,
+            " (slow)" if connection.slow else "",
+        )
+        if last_of_user:
+            await context.broker.user_offline(user)
+    return response
+
+
+def _room_only(message, viewer: str) -> bool:
+    return message.to is None

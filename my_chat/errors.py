@@ -1,0 +1,128 @@
+"""JSON errors: every failure the API reports is ``{"error": code, "message": text}``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+logger = logging.getLogger("my_chat")
+
+
+class ApiError(Exception):
+    """An error the client caused, answered with ``status`` and a JSON body."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, *, status: int | None = None, headers=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    status = 400
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Forbidden(ApiError):
+    status = 403
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class TooLarge(ApiError):
+    status = 413
+
+
+class TooManyRequests(ApiError):
+    status = 429
+
+
+class ExerciseNotDone(ApiError):
+    status = 501
+
+
+class InvalidToken(Exception):
+    """A token that is missing, malformed, expired, or signed with another key."""
+
+
+def error_response(status: int, code: str, message: str, headers=None) -> web.Response:
+    return web.json_response(
+        {"error": code, "message": message}, status=status, headers=headers or None
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Turn every error into JSON, so no client ever sees an HTML error page or a bare 500."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(error.status, error.code, error.message, error.headers)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = _HTTP_CODES.get(error.status, "http_error")
+        headers = {k: v for k, v in error.headers.items() if k.lower() in {"allow", "retry-after"}}
+        return error_response(error.status, code, error.reason or code, headers)
+    except ConnectionResetError:
+        raise  # the client went away; there is nobody to answer
+    except Exception:
+        logger.exception("unexpected error in %s %s", request.method, request.path)
+        return error_response(500, "internal", "the server failed on this request; it is logged")
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or the matching 4xx error."""
+    if request.content_type != "application/json":
+        raise ApiError(
+            "unsupported_media_type", "send JSON with Content-Type: application/json", status=415
+        )
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as error:
+        raise TooLarge("body_too_large", f"the body is over {error.max_size} bytes") from None
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("invalid_json", "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("invalid_json", "the body must be a JSON object")
+    return body
+
+
+def require_string(body: dict[str, Any], field: str) -> str:
+    value = body.get(field)
+    if not isinstance(value, str):
+        raise BadRequest("invalid_field", f"'{field}' must be a string")
+    return value

@@ -1,0 +1,95 @@
+"""Event definitions: the guide's module 1 (data structures).
+
+The Go gateway declares its event names and heartbeat kinds as constants and its
+heartbeat payload as ``HeartbeatData``; these are the same, with the JSON field names
+kept so a Go client and a Python client read the same frames.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+# Event names the server itself sends. Pushed events may not use them.
+CONNECTION_ID: Final = "connection_id"
+HEARTBEAT: Final = "heartbeat"
+MESSAGE: Final = "message"
+PRESENCE: Final = "presence"
+RECONNECT: Final = "reconnect"
+ERROR: Final = "error"
+
+RESERVED_EVENTS: Final = frozenset({CONNECTION_ID, HEARTBEAT, MESSAGE, PRESENCE, RECONNECT, ERROR})
+
+# Heartbeat kinds: sent once on connect, broadcast to all on a timer, and per connection.
+HEARTBEAT_INITIAL: Final = "initial"
+HEARTBEAT_PERIODIC: Final = "periodic"
+HEARTBEAT_HEALTHCHECK: Final = "healthcheck"
+
+HEARTBEAT_KINDS: Final = (HEARTBEAT_INITIAL, HEARTBEAT_PERIODIC, HEARTBEAT_HEALTHCHECK)
+
+
+def to_json(payload: Any) -> str:
+    """Compact JSON on one line; non-ASCII kept as is (the stream is UTF-8)."""
+    if hasattr(payload, "__dataclass_fields__"):
+        payload = asdict(payload)
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatData:
+    """The guide's ``HeartbeatData``, field for field (JSON names in comments)."""
+
+    timestamp: int  # "timestamp": milliseconds since the epoch
+    data: str  # "data": the same moment, readable
+    type: str  # "type": initial, periodic or healthcheck
+    client_id: str  # "client_id": "" for a periodic broadcast, which goes to everyone
+    user_id: str  # "user_id": "" for a periodic broadcast
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionIdData:
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A chat message as stored and as sent. ``to`` is ``None`` for the room."""
+
+    id: int
+    sender: str
+    to: str | None
+    text: str
+    timestamp: int  # milliseconds since the epoch
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "from": self.sender,
+            "to": self.to,
+            "text": self.text,
+            "timestamp": self.timestamp,
+        }
+
+    @property
+    def is_private(self) -> bool:
+        return self.to is not None
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceData:
+    user: str
+    online: bool
+    users: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectData:
+    reason: str
+    retry_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorData:
+    error: str
+    message: str

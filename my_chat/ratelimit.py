@@ -1,0 +1,42 @@
+"""Token buckets per key, for 429 answers: message floods, sign-up floods, password guessing."""
+
+from __future__ import annotations
+
+import time
+
+
+class RateLimiter:
+    """Each key may spend ``burst`` tokens at once; tokens come back at ``rate`` per second."""
+
+    def __init__(self, burst: int, rate: float, *, max_keys: int = 100_000) -> None:
+        self.burst = burst
+        self.rate = rate
+        self.max_keys = max_keys
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.burst > 0 and self.rate > 0
+
+    def retry_after(self, key: str) -> float:
+        """Take a token for ``key``: 0 if allowed, else the seconds until one is free."""
+        if not self.enabled:
+            return 0.0
+        now = time.monotonic()
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+        if len(self._buckets) >= self.max_keys and key not in self._buckets:
+            self._buckets.clear()  # bounded memory beats perfect accounting
+        self._buckets[key] = (tokens - 1.0, now)
+        return 0.0
+
+    def peek(self, key: str) -> float:
+        """Seconds until ``key`` may act again, without spending a token."""
+        if not self.enabled or key not in self._buckets:
+            return 0.0
+        tokens, last = self._buckets[key]
+        tokens = min(float(self.burst), tokens + (time.monotonic() - last) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate

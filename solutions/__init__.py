@@ -1,0 +1,1 @@
+"""The exercises' answers. my_chat runs on these unless started with ``--exercises``."""

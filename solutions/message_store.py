@@ -1,0 +1,115 @@
+"""Exercise 3: message persistence.
+
+Store every chat message in SQLite and read it back, so history survives restarts and a
+client that reconnects with ``Last-Event-ID`` gets exactly what it missed.
+
+- ``open`` connects with aiosqlite and creates the ``messages`` table if it is missing. The
+  ids come from SQLite (``INTEGER PRIMARY KEY AUTOINCREMENT``): they only ever grow, even after
+  old rows are deleted, so they can be the SSE ``id:`` of each message.
+- ``append`` stores one message and commits before it returns: once the sender hears "201",
+  the message is on disk.
+- ``after``, ``before`` and ``latest`` return messages in id order (oldest first), and only
+  those ``viewer`` may see: the room's (``recipient IS NULL``) and private ones the viewer
+  sent or received.
+- ``prune`` deletes what retention no longer keeps.
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from my_chat.events import Message
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sender TEXT NOT NULL,
+    recipient TEXT,
+    text TEXT NOT NULL,
+    timestamp INTEGER NOT NULL
+)
+"""
+
+
+class MessageStore:
+    """Chat messages in one SQLite table."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    @classmethod
+    async def open(cls, path: str) -> MessageStore:
+        """Connect to the database at ``path`` (``":memory:"`` works too) and create the table."""
+        db = await aiosqlite.connect(path)
+        # WAL with synchronous=NORMAL: a commit survives the process being killed.
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        ### BEGIN SOLUTION: create the table and commit
+        await db.execute(SCHEMA)
+        await db.commit()
+        ### END SOLUTION
+        return cls(db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def append(self, sender: str, text: str, to: str | None, timestamp: int) -> Message:
+        """Store one message, commit, and return it with the id SQLite gave it."""
+        ### BEGIN SOLUTION: INSERT, commit, and build the Message from cursor.lastrowid
+        cursor = await self.db.execute(
+            "INSERT INTO messages (sender, recipient, text, timestamp) VALUES (?, ?, ?, ?)",
+            (sender, to, text, timestamp),
+        )
+        await self.db.commit()
+        return Message(id=cursor.lastrowid, sender=sender, to=to, text=text, timestamp=timestamp)
+        ### END SOLUTION
+
+    async def after(self, last_id: int, viewer: str, limit: int) -> list[Message]:
+        """Up to ``limit`` messages with an id above ``last_id`` that ``viewer`` may see."""
+        ### BEGIN SOLUTION: select by id and visibility, oldest first
+        rows = await self.db.execute_fetchall(
+            "SELECT id, sender, recipient, text, timestamp FROM messages"
+            " WHERE id > ? AND (recipient IS NULL OR recipient = ? OR sender = ?)"
+            " ORDER BY id LIMIT ?",
+            (last_id, viewer, viewer, limit),
+        )
+        return [Message(*row) for row in rows]
+        ### END SOLUTION
+
+    async def before(self, before_id: int | None, viewer: str, limit: int) -> list[Message]:
+        """The ``limit`` newest messages below ``before_id`` (None: all) that ``viewer`` may
+        see, oldest first."""
+        ### BEGIN SOLUTION: select the newest ones first, then put them in id order
+        rows = await self.db.execute_fetchall(
+            "SELECT id, sender, recipient, text, timestamp FROM messages"
+            " WHERE id < ? AND (recipient IS NULL OR recipient = ? OR sender = ?)"
+            " ORDER BY id DESC LIMIT ?",
+            (before_id if before_id is not None else 2**63 - 1, viewer, viewer, limit),
+        )
+        return [Message(*row) for row in reversed(list(rows))]
+        ### END SOLUTION
+
+    async def latest(self, viewer: str, limit: int) -> list[Message]:
+        """The ``limit`` newest messages ``viewer`` may see, oldest first."""
+        return await self.before(None, viewer, limit)
+
+    async def prune(self, keep_count: int, older_than: int | None) -> int:
+        """Keep at most ``keep_count`` newest messages (0: no cap) and delete every message
+        with a timestamp below ``older_than`` (ms; None: no age cap). Returns how many went."""
+        ### BEGIN SOLUTION: two DELETEs, one commit, and the number of rows deleted
+        deleted = 0
+        if keep_count > 0:
+            cursor = await self.db.execute(
+                "DELETE FROM messages WHERE id <= (SELECT id FROM messages"
+                " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (keep_count,),
+            )
+            deleted += cursor.rowcount
+        if older_than is not None:
+            cursor = await self.db.execute(
+                "DELETE FROM messages WHERE timestamp < ?", (older_than,)
+            )
+            deleted += cursor.rowcount
+        await self.db.commit()
+        return deleted
+        ### END SOLUTION

@@ -1,0 +1,396 @@
+"""The chat page in a real browser: headless Chromium against the real server process.
+
+Each test starts ``python -m my_chat`` on a free port with its own data directory, and
+drives one page per user, each in its own browser context (its own cookies), the way
+separate people would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.async_api import Browser, Dialog, Locator, Page, async_playwright, expect
+
+from my_chat.serve import free_port
+
+pytestmark = pytest.mark.browser
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+PASSWORD = "correct horse battery"
+# Long enough for a server restart: the old process drains, the new one starts, and
+# EventSource waits the server's `retry:` delay before it tries again.
+RECONNECT_TIMEOUT_MS = 20_000
+START_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+# Checked once at import: a missing browser fails the browser tests (see the fixture).
+CHROMIUM_PRESENT = CHROMIUM.exists()
+
+
+class ChatServer:
+    """``python -m my_chat`` as a child process, which a test can stop and start again."""
+
+    def __init__(self, data_dir: Path, log_path: Path) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.log_file = log_path.open("ab")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: asyncio.subprocess.Process | None = None
+
+    def log(self) -> str:
+        self.log_file.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def close(self) -> None:
+        self.log_file.close()
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "my_chat",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--periodic-interval",
+            "0.5",
+            "--healthcheck-interval",
+            "1",
+            # A short `retry:` keeps the restart test quick; the page does not depend on it.
+            "--retry-ms",
+            "500",
+            cwd=PROJECT_ROOT,
+            stdout=self.log_file,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            async with asyncio.timeout(START_TIMEOUT):
+                await self._until_it_answers()
+        except TimeoutError:
+            pytest.fail(f"my_chat did not answer within {START_TIMEOUT} s:\n{self.log()}")
+
+    async def _until_it_answers(self) -> None:
+        assert self.process is not None
+        async with httpx.AsyncClient(base_url=self.url, timeout=2.0) as client:
+            while True:
+                if self.process.returncode is not None:
+                    pytest.fail(f"my_chat exited with {self.process.returncode}:\n{self.log()}")
+                try:
+                    response = await client.get("/api/status")
+                    if response.status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        """SIGTERM, the way a deployment stops it, then wait for a clean exit."""
+        process, self.process = self.process, None
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            pytest.fail(f"my_chat ignored SIGTERM for {STOP_TIMEOUT} s:\n{self.log()}")
+
+
+def exact_text(text: str) -> re.Pattern[str]:
+    return re.compile(f"^{re.escape(text)}$")
+
+
+@dataclass
+class ChatPage:
+    """One user's page, with the locators the tests use."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+    def by(self, test_id: str) -> Locator:
+        return self.page.get_by_test_id(test_id)
+
+    @property
+    def state(self) -> Locator:
+        return self.by("connection-state")
+
+    def online_user(self, name: str) -> Locator:
+        return self.by("online-list").locator(f'[data-user="{name}"]')
+
+    def room_message(self, text: str) -> Locator:
+        return self._message_in("room-messages", text)
+
+    def private_message(self, text: str) -> Locator:
+        return self._message_in("private-messages", text)
+
+    def message_item(self, list_id: str, text: str) -> Locator:
+        """The whole entry (sender, time, text) of the message with exactly this text."""
+        text_element = self.page.get_by_test_id("message-text").filter(has_text=exact_text(text))
+        return self.by(list_id).locator("li").filter(has=text_element)
+
+    def _message_in(self, list_id: str, text: str) -> Locator:
+        return self.by(list_id).get_by_test_id("message-text").filter(has_text=exact_text(text))
+
+    async def sign_up(self, base_url: str, name: str) -> None:
+        await self.page.goto(base_url)
+        await self.by("username").fill(name)
+        await self.by("password").fill(PASSWORD)
+        await self.by("signup").click()
+        await expect(self.state).to_have_attribute("data-state", "live")
+        await expect(self.online_user(name)).to_be_visible()
+
+    async def send(self, text: str) -> None:
+        await self.by("message-input").fill(text)
+        await self.by("message-input").press("Enter")
+        await expect(self.by("message-input")).to_have_value("")
+
+
+OpenPage = Callable[[], Awaitable[ChatPage]]
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ChatServer]:
+    chat_server = ChatServer(tmp_path / "data", tmp_path / "server.log")
+    try:
+        await chat_server.start()
+        yield chat_server
+    finally:
+        await chat_server.stop()
+        chat_server.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not CHROMIUM_PRESENT:
+        # Fail, never skip: a CI run without a browser must not pass silently.
+        pytest.fail(f"Chromium not found at {CHROMIUM}; install it: apt-get install chromium")
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def open_page(browser: Browser) -> OpenPage:
+    """Opens a page in a fresh browser context: its own cookies and sessionStorage."""
+
+    async def open_one() -> ChatPage:
+        context = await browser.new_context()
+        page = await context.new_page()
+        chat_page = ChatPage(page)
+        page.on("pageerror", lambda error: chat_page.errors.append(str(error)))
+
+        async def on_dialog(dialog: Dialog) -> None:
+            chat_page.dialogs.append(dialog.message)
+            await dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+        return chat_page
+
+    return open_one
+
+
+async def api_token(client: httpx.AsyncClient, name: str) -> str:
+    """Signs a user up through the API, as a script or another service would."""
+    response = await client.post("/api/signup", json={"username": name, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    return response.json()["token"]
+
+
+def assert_no_script_errors(*pages: ChatPage) -> None:
+    for chat_page in pages:
+        assert chat_page.errors == [], chat_page.errors
+
+
+async def test_two_users_chat_in_the_room(server: ChatServer, open_page: OpenPage) -> None:
+    alice, bob = await open_page(), await open_page()
+    await alice.sign_up(server.url, "alice")
+    await bob.sign_up(server.url, "bob")
+
+    await expect(alice.online_user("bob")).to_be_visible()
+    await expect(bob.online_user("alice")).to_be_visible()
+
+    await alice.send("hello from alice")
+    await expect(bob.room_message("hello from alice")).to_have_count(1)
+    await bob.send("hi alice, bob here")
+    await expect(alice.room_message("hi alice, bob here")).to_have_count(1)
+    sender = bob.message_item("room-messages", "hello from alice")
+    await expect(sender).to_have_attribute("data-from", "alice")
+
+    heartbeat = alice.by("heartbeat")
+    await expect(heartbeat).to_have_attribute("data-type", "periodic")
+    await expect(heartbeat).to_have_text(re.compile(r"♥ \w+ \d\d:\d\d:\d\d"))
+    seen = await heartbeat.get_attribute("data-count")
+    await expect(heartbeat).not_to_have_attribute("data-count", seen or "")
+
+    assert_no_script_errors(alice, bob)
+
+
+async def test_private_message_reaches_only_the_two_people(
+    server: ChatServer, open_page: OpenPage
+) -> None:
+    alice, bob, carol = await open_page(), await open_page(), await open_page()
+    for chat_page, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
+        await chat_page.sign_up(server.url, name)
+
+    await alice.online_user("bob").get_by_role("button").click()
+    await expect(alice.by("recipient")).to_have_attribute("data-to", "bob")
+    await alice.send("a secret for bob")
+
+    received = bob.message_item("private-messages", "a secret for bob")
+    await expect(received).to_have_count(1)
+    await expect(received).to_contain_text("from alice")
+    sent = alice.message_item("private-messages", "a secret for bob")
+    await expect(sent).to_have_count(1)
+    await expect(sent).to_contain_text("to bob")
+    await expect(bob.room_message("a secret for bob")).to_have_count(0)
+
+    await alice.by("recipient-clear").click()
+    await expect(alice.by("recipient")).to_have_attribute("data-to", "")
+    await alice.send("back in the room")
+    # Carol gets the later public message, so she would have had the earlier private one.
+    await expect(carol.room_message("back in the room")).to_have_count(1)
+    await expect(bob.room_message("back in the room")).to_have_count(1)
+    assert "a secret for bob" not in await carol.page.locator("body").inner_text()
+    await expect(carol.by("private-messages").locator("li")).to_have_count(0)
+
+    assert_no_script_errors(alice, bob, carol)
+
+
+async def test_pages_survive_a_server_restart(server: ChatServer, open_page: OpenPage) -> None:
+    alice, bob = await open_page(), await open_page()
+    await alice.sign_up(server.url, "alice")
+    await bob.sign_up(server.url, "bob")
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        carol_token = await api_token(client, "carol")
+
+    await alice.send("before restart, alice")
+    await bob.send("before restart, bob")
+    for chat_page in (alice, bob):
+        await expect(chat_page.room_message("before restart, bob")).to_have_count(1)
+
+    await server.stop()
+    for chat_page in (alice, bob):
+        await expect(chat_page.state).not_to_have_attribute("data-state", "live")
+    await server.start()
+
+    # An API client may post before the pages are back: they get it live or by replay.
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        response = await client.post(
+            "/api/messages",
+            json={"text": "carol, right after the restart"},
+            headers={"Authorization": f"Bearer {carol_token}"},
+        )
+        assert response.status_code == 201, response.text
+
+    for chat_page in (alice, bob):
+        await expect(chat_page.state).to_have_attribute(
+            "data-state", "live", timeout=RECONNECT_TIMEOUT_MS
+        )
+    await alice.send("after restart, alice")
+    await bob.send("after restart, bob")
+
+    texts = [
+        "before restart, alice",
+        "before restart, bob",
+        "carol, right after the restart",
+        "after restart, alice",
+        "after restart, bob",
+    ]
+    for chat_page in (alice, bob):
+        for text in texts:
+            await expect(chat_page.room_message(text)).to_have_count(1)
+
+    # A reload resumes from the id kept in sessionStorage: the old messages are repainted
+    # and the new ones arrive, each once.
+    await bob.page.reload()
+    await expect(bob.state).to_have_attribute("data-state", "live")
+    await alice.send("after bob's reload")
+    for text in [*texts, "after bob's reload"]:
+        await expect(bob.room_message(text)).to_have_count(1)
+    ids = (
+        await bob.by("room-messages")
+        .locator("li[data-id]")
+        .evaluate_all("items => items.map(item => Number(item.dataset.id))")
+    )
+    assert ids == sorted(ids)
+
+    assert_no_script_errors(alice, bob)
+
+
+async def test_markup_in_a_message_is_shown_as_text(
+    server: ChatServer, open_page: OpenPage
+) -> None:
+    alice, bob = await open_page(), await open_page()
+    await alice.sign_up(server.url, "alice")
+    await bob.sign_up(server.url, "bob")
+
+    payload = "<img src=x onerror=alert(1)>"
+    await alice.send(payload)
+    for chat_page in (alice, bob):
+        shown = chat_page.room_message(payload)
+        await expect(shown).to_have_count(1)
+        assert await shown.text_content() == payload
+        await expect(chat_page.by("room-messages").locator("img")).to_have_count(0)
+        assert chat_page.dialogs == []
+
+    assert_no_script_errors(alice, bob)
+
+
+async def test_too_long_a_message_shows_the_servers_error(
+    server: ChatServer, open_page: OpenPage
+) -> None:
+    too_long = "x" * 2001
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        token = await api_token(client, "probe")
+        response = await client.post(
+            "/api/messages",
+            json={"text": too_long},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert response.status_code == 413, response.text
+    server_message = response.json()["message"]
+
+    alice = await open_page()
+    await alice.sign_up(server.url, "alice")
+    await alice.by("message-input").fill(too_long)
+    await alice.by("message-input").press("Enter")
+
+    status_line = alice.by("status-line")
+    await expect(status_line).to_have_text(server_message)
+    await expect(status_line).to_have_attribute("data-kind", "error")
+    # The text stays in the box, so the writer can shorten it.
+    await expect(alice.by("message-input")).to_have_value(too_long)
+    await expect(alice.room_message(too_long)).to_have_count(0)
+
+    assert_no_script_errors(alice)
