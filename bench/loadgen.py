@@ -44,8 +44,16 @@ MAX_HEAD = 16 * 1024
 class Phase:
     """Deliveries of one armed phase in this worker."""
 
-    __slots__ = ("expected", "first_ns", "last_ns", "latencies_us", "notify", "seq_counts",
-                 "seq_last_ns", "stream_counts")
+    __slots__ = (
+        "expected",
+        "first_ns",
+        "last_ns",
+        "latencies_us",
+        "notify",
+        "seq_counts",
+        "seq_last_ns",
+        "stream_counts",
+    )
 
     def __init__(self, streams: int, notify: bool) -> None:
         self.expected = streams
@@ -61,8 +69,22 @@ class Phase:
 class Stream(asyncio.Protocol):
     """One ``GET /sse`` connection: parses the response head, de-chunks, finds markers."""
 
-    __slots__ = ("_chunk_left", "_chunk_raw", "_chunk_skip", "_head", "_pre_live", "_tail",
-                 "chunked", "closed", "index", "live", "request", "status", "transport", "worker")
+    __slots__ = (
+        "_chunk_left",
+        "_chunk_raw",
+        "_chunk_skip",
+        "_head",
+        "_pre_live",
+        "_tail",
+        "chunked",
+        "closed",
+        "index",
+        "live",
+        "request",
+        "status",
+        "transport",
+        "worker",
+    )
 
     def __init__(self, worker: Worker, index: int, request: bytes) -> None:
         self.worker = worker
@@ -83,8 +105,7 @@ class Stream(asyncio.Protocol):
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -244,7 +265,7 @@ class Worker:
         live_before = len(self.streams)
 
         def request_for(index: int) -> bytes:
-            lines = [f"GET /sse HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
+            lines = ["GET /sse HTTP/1.1", f"Host: {host}:{port}", "Accept: text/event-stream"]
             if tokens:
                 lines.append(f"Authorization: Bearer {tokens[index % len(tokens)]}")
             return ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -270,21 +291,24 @@ class Worker:
         async def report_progress() -> None:
             while True:
                 await asyncio.sleep(0.25)
-                self.send({"ev": "progress", "live": len(self.streams) - live_before,
-                           "failed": failed})
+                self.send(
+                    {"ev": "progress", "live": len(self.streams) - live_before, "failed": failed}
+                )
 
         reporter = asyncio.create_task(report_progress())
         try:
             await asyncio.gather(*(open_one(offset + i) for i in range(count)))
         finally:
             reporter.cancel()
-        self.send({
-            "ev": "connected",
-            "live": len(self.streams) - live_before,
-            "failed": failed,
-            "errors": dict(errors.most_common(5)),
-            "seconds": time.monotonic() - started,
-        })
+        self.send(
+            {
+                "ev": "connected",
+                "live": len(self.streams) - live_before,
+                "failed": failed,
+                "errors": dict(errors.most_common(5)),
+                "seconds": time.monotonic() - started,
+            }
+        )
 
     def arm(self, command: dict[str, Any]) -> None:
         key = str(int(command["phase"])).encode()
@@ -296,20 +320,22 @@ class Worker:
         phase = self.phases.pop(key, None) or Phase(0, False)
         per_stream = Counter(phase.stream_counts.values())
         per_stream[0] += phase.expected - len(phase.stream_counts)
-        self.send({
-            "ev": "collected",
-            "phase": int(key),
-            "streams": phase.expected,
-            "live_now": len(self.streams),
-            "lost_after_live": self.lost_after_live,
-            "deliveries": len(phase.latencies_us),
-            "latencies_us": base64.b64encode(phase.latencies_us.tobytes()).decode(),
-            "seq_counts": {int(s): c for s, c in phase.seq_counts.items()},
-            "seq_last_ns": {int(s): t for s, t in phase.seq_last_ns.items()},
-            "streams_by_count": {int(c): n for c, n in per_stream.items() if n},
-            "first_ns": phase.first_ns,
-            "last_ns": phase.last_ns,
-        })
+        self.send(
+            {
+                "ev": "collected",
+                "phase": int(key),
+                "streams": phase.expected,
+                "live_now": len(self.streams),
+                "lost_after_live": self.lost_after_live,
+                "deliveries": len(phase.latencies_us),
+                "latencies_us": base64.b64encode(phase.latencies_us.tobytes()).decode(),
+                "seq_counts": {int(s): c for s, c in phase.seq_counts.items()},
+                "seq_last_ns": {int(s): t for s, t in phase.seq_last_ns.items()},
+                "streams_by_count": {int(c): n for c, n in per_stream.items() if n},
+                "first_ns": phase.first_ns,
+                "last_ns": phase.last_ns,
+            }
+        )
 
     def close(self) -> None:
         for stream in list(self.streams.values()):

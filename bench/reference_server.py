@@ -44,9 +44,11 @@ def sse_frame(data: bytes, event: bytes | None = None) -> bytes:
 
 
 def response(status: str, body: bytes, content_type: bytes = b"application/json") -> bytes:
-    return (
-        b"HTTP/1.1 %b\r\nContent-Type: %b\r\nContent-Length: %d\r\n\r\n%b"
-        % (status.encode(), content_type, len(body), body)
+    return b"HTTP/1.1 %b\r\nContent-Type: %b\r\nContent-Length: %d\r\n\r\n%b" % (
+        status.encode(),
+        content_type,
+        len(body),
+        body,
     )
 
 
@@ -79,8 +81,7 @@ class HttpProtocol(asyncio.Protocol):
         self.streaming = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.transport is not None:

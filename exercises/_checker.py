@@ -297,7 +297,8 @@ def describe_failure(case: ET.Element, problem: ET.Element, name: str) -> dict[s
     test_file = f"tests/exercises/{module}.py"
     test = "::".join(part for part in (test_file, cls, case.get("name", "")) if part)
     text = problem.text or ""
-    places = re.findall(rf"(exercises/{re.escape(name)}\.py:\d+)", text)
+    # The innermost place in the learner's code, which may be another exercise's module.
+    places = re.findall(r"(?<![\w./-])(exercises/\w+\.py:\d+)", text)
     message = problem.get("message", "").strip()
     if not message:
         message = text.strip().splitlines()[-1] if text.strip() else ""
@@ -441,6 +442,7 @@ def original_stub(book: Workbook, name: str) -> tuple[str, str] | None:
         spec = importlib.util.spec_from_file_location("_make_exercises", generator)
         assert spec is not None and spec.loader is not None
         make_exercises = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = make_exercises  # dataclasses look their module up there
         spec.loader.exec_module(make_exercises)
         text = make_exercises.make_stub(
             solution.read_text(encoding="utf-8"), name, f"solutions/{name}.py"
@@ -475,7 +477,7 @@ def command_reset(book: Workbook, args: argparse.Namespace) -> int:
         return EXIT_OK
     if not args.yes:
         try:
-            answer = input(book.say("reset_confirm", name=name) + " ")
+            answer = input(book.say("reset_confirm", name=name))
         except EOFError:
             answer = ""
         if answer.strip().lower() not in ("y", "yes"):

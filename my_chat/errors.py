@@ -110,8 +110,8 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         )
     try:
         raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as error:
-        raise TooLarge("body_too_large", f"the body is over {error.max_size} bytes") from None
+    except web.HTTPRequestEntityTooLarge:
+        raise TooLarge("body_too_large", "the request body is too large") from None
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):

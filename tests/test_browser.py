@@ -394,3 +394,45 @@ async def test_too_long_a_message_shows_the_servers_error(
     await expect(alice.room_message(too_long)).to_have_count(0)
 
     assert_no_script_errors(alice)
+
+
+async def test_sign_out_then_sign_in_again(server: ChatServer, open_page: OpenPage) -> None:
+    alice = await open_page()
+    await alice.sign_up(server.url, "alice")
+    await alice.send("before signing out")
+
+    await alice.by("logout").click()
+    await expect(alice.state).to_have_attribute("data-state", "signed-out")
+    await expect(alice.by("login")).to_be_visible()
+    await expect(alice.by("room-messages")).to_be_hidden()
+    # The cookie is gone too: a reload does not sign the page back in.
+    await alice.page.reload()
+    await expect(alice.by("login")).to_be_visible()
+    await expect(alice.state).to_have_attribute("data-state", "signed-out")
+
+    await alice.by("username").fill("alice")
+    await alice.by("password").fill(PASSWORD)
+    await alice.by("password").press("Enter")  # Enter in the form signs in
+    await expect(alice.state).to_have_attribute("data-state", "live")
+    await expect(alice.room_message("before signing out")).to_have_count(1)
+
+    assert_no_script_errors(alice)
+
+
+async def test_pushed_notice_is_shown(server: ChatServer, open_page: OpenPage) -> None:
+    alice = await open_page()
+    await alice.sign_up(server.url, "alice")
+
+    service_key = (server.data_dir / "service_key").read_text().strip()
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        response = await client.post(
+            "/api/push",
+            json={"user_ids": ["alice"], "event": "notice", "data": {"text": "deploy at 22:00"}},
+            headers={"Authorization": f"Bearer {service_key}"},
+        )
+    assert response.status_code == 202, response.text
+
+    notice = alice.by("room-messages").locator("li.system")
+    await expect(notice).to_have_text("notice: deploy at 22:00")
+
+    assert_no_script_errors(alice)

@@ -23,24 +23,29 @@ const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 10000;
 const HISTORY_PAGE = 50;
 
-// What each exercise's "not done" means for someone using the page.
+// The exercises in the order `python -m exercises` lists them, and what the server does
+// while one is not done (see my_chat/server.py): it runs without that part.
 const EXERCISES = {
   heartbeat: {
+    number: 1,
     title: "Heartbeats",
-    effect: "the stream sends no heartbeats, so the ♥ indicator stays empty and idle "
-      + "connections may be cut by proxies.",
+    effect: "streams get no heartbeats: the ♥ indicator stays empty, and a proxy may cut "
+      + "an idle connection.",
   },
   tokens: {
+    number: 2,
     title: "Sign-in tokens",
-    effect: "signing up and signing in do not work yet.",
+    effect: "sign-in uses sessions kept in memory, which a server restart forgets.",
   },
   message_store: {
+    number: 3,
     title: "Message store",
-    effect: "messages are not stored, so sending and replaying them does not work yet.",
+    effect: "messages are not stored: no history, and nothing to replay after a reconnection.",
   },
   private: {
+    number: 4,
     title: "Private messages",
-    effect: "messages to one person do not work yet.",
+    effect: "messages to one person are refused.",
   },
 };
 
@@ -172,19 +177,18 @@ async function loadExerciseStatus() {
     : `${unfinished.length} exercises are not done yet.`;
   const list = document.createElement("ul");
   for (const [name, status] of unfinished) {
-    const known = EXERCISES[name] || { title: name, effect: "this part of the server is not ready." };
+    const known = EXERCISES[name] || { title: name, effect: "this part of the server is off." };
     const item = document.createElement("li");
     item.dataset.exercise = name;
     const title = document.createElement("strong");
     title.textContent = `${known.title}: `;
+    const which = known.number ? `exercise ${known.number} (${name})` : `exercise ${name}`;
+    // "not done" is a stub that still raises NotImplementedError; anything else is what
+    // went wrong when the server tried the learner's code.
+    const how = status === "not done" ? "is not done yet" : `does not work yet (${status})`;
     const command = document.createElement("code");
     command.textContent = `python -m exercises check ${name}`;
-    item.append(
-      title,
-      `exercise "${name}" is ${status}, so ${known.effect} Check your work with `,
-      command,
-      ".",
-    );
+    item.append(title, `${which} ${how}, so ${known.effect} Run `, command, ".");
     list.append(item);
   }
   banner.replaceChildren(heading, list);
@@ -215,7 +219,7 @@ function peerButton(name, label) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "link peer";
-  button.dataset.user = name;
+  button.dataset.peer = name;
   button.textContent = label;
   button.title = `Send ${name} a private message`;
   button.addEventListener("click", () => pickRecipient(name));

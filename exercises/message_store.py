@@ -1,0 +1,81 @@
+"""Exercise 3: message persistence.
+
+Store every chat message in SQLite and read it back, so history survives restarts and a
+client that reconnects with ``Last-Event-ID`` gets exactly what it missed.
+
+- ``open`` connects with aiosqlite and creates the ``messages`` table if it is missing. The
+  ids come from SQLite (``INTEGER PRIMARY KEY AUTOINCREMENT``): they only ever grow, even after
+  old rows are deleted, so they can be the SSE ``id:`` of each message.
+- ``append`` stores one message and commits before it returns: once the sender hears "201",
+  the message is on disk.
+- ``after``, ``before`` and ``latest`` return messages in id order (oldest first), and only
+  those ``viewer`` may see: the room's (``recipient IS NULL``) and private ones the viewer
+  sent or received.
+- ``prune`` deletes what retention no longer keeps.
+"""
+
+# Generated from solutions/message_store.py by tools/make_exercises.py —
+# edit this file, it is yours.
+
+from __future__ import annotations
+
+import aiosqlite
+
+from my_chat.events import Message
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sender TEXT NOT NULL,
+    recipient TEXT,
+    text TEXT NOT NULL,
+    timestamp INTEGER NOT NULL
+)
+"""
+
+
+class MessageStore:
+    """Chat messages in one SQLite table."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    @classmethod
+    async def open(cls, path: str) -> MessageStore:
+        """Connect to the database at ``path`` (``":memory:"`` works too) and create the table."""
+        db = await aiosqlite.connect(path)
+        # WAL with synchronous=NORMAL: a commit survives the process being killed.
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=NORMAL")
+        # TODO: create the table and commit
+        raise NotImplementedError("TODO: open() in exercises/message_store.py")
+        return cls(db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def append(self, sender: str, text: str, to: str | None, timestamp: int) -> Message:
+        """Store one message, commit, and return it with the id SQLite gave it."""
+        # TODO: INSERT, commit, and build the Message from cursor.lastrowid
+        raise NotImplementedError("TODO: append() in exercises/message_store.py")
+
+    async def after(self, last_id: int, viewer: str, limit: int) -> list[Message]:
+        """Up to ``limit`` messages with an id above ``last_id`` that ``viewer`` may see."""
+        # TODO: select by id and visibility, oldest first
+        raise NotImplementedError("TODO: after() in exercises/message_store.py")
+
+    async def before(self, before_id: int | None, viewer: str, limit: int) -> list[Message]:
+        """The ``limit`` newest messages below ``before_id`` (None: all) that ``viewer`` may
+        see, oldest first."""
+        # TODO: select the newest ones first, then put them in id order
+        raise NotImplementedError("TODO: before() in exercises/message_store.py")
+
+    async def latest(self, viewer: str, limit: int) -> list[Message]:
+        """The ``limit`` newest messages ``viewer`` may see, oldest first."""
+        return await self.before(None, viewer, limit)
+
+    async def prune(self, keep_count: int, older_than: int | None) -> int:
+        """Keep at most ``keep_count`` newest messages (0: no cap) and delete every message
+        with a timestamp below ``older_than`` (ms; None: no age cap). Returns how many went."""
+        # TODO: two DELETEs, one commit, and the number of rows deleted
+        raise NotImplementedError("TODO: prune() in exercises/message_store.py")

@@ -1,0 +1,38 @@
+"""Exercise 4: private messages.
+
+Decide who may receive a message. A room message (``to`` is None) goes to everyone. A
+private message goes to its recipient and back to its sender (their other devices show it
+too), and to nobody else: not live, not on replay, not in history.
+
+- ``check_recipient`` refuses a private message the server must not accept: to yourself
+  (``BadRequest``, 400) or to a user who does not exist (``NotFound``, 404).
+- ``audience`` names the users who receive a message live, or None for everyone.
+- ``may_see`` says whether ``viewer`` may see ``message``; my_chat checks it again before it
+  replays or lists any message, so a mistake in a query cannot leak a private one.
+"""
+
+# Generated from solutions/private.py by tools/make_exercises.py —
+# edit this file, it is yours.
+
+from __future__ import annotations
+
+from my_chat.errors import BadRequest, NotFound
+from my_chat.events import Message
+
+
+def check_recipient(sender: str, to: str, *, recipient_exists: bool) -> None:
+    """Raise ``BadRequest`` for a message to yourself, ``NotFound`` for an unknown user."""
+    # TODO: two checks, each raising the matching error
+    raise NotImplementedError("TODO: check_recipient() in exercises/private.py")
+
+
+def audience(message: Message) -> frozenset[str] | None:
+    """The users whose connections get ``message`` live: None means everyone."""
+    # TODO: None for the room, else the recipient and the sender
+    raise NotImplementedError("TODO: audience() in exercises/private.py")
+
+
+def may_see(message: Message, viewer: str) -> bool:
+    """Whether ``viewer`` may see ``message`` at all."""
+    # TODO: room messages are for all; private ones for their two users
+    raise NotImplementedError("TODO: may_see() in exercises/private.py")

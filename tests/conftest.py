@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from my_chat.config import Settings
+from my_chat.context import CONTEXT, ServiceContext
+from my_chat.serve import serve
+from my_chat.server import create_app
+from tests.chat_client import ChatClient, ServerProcess, client_session
+
+SERVICE_KEY = "service-key-for-tests-0123456789abcdef"
+
+
+@dataclass
+class RunningServer:
+    url: str
+    app: object
+    session: aiohttp.ClientSession
+    settings: Settings
+
+    @property
+    def context(self) -> ServiceContext:
+        return self.app[CONTEXT]
+
+    def client(self) -> ChatClient:
+        return ChatClient(self.url, self.session)
+
+    async def user(self, name: str) -> ChatClient:
+        return await self.client().signup(name)
+
+    @property
+    def service_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {SERVICE_KEY}"}
+
+
+def fast_settings(data_dir: Path, **overrides) -> Settings:
+    values = dict(
+        data_dir=data_dir,
+        periodic_interval=3600.0,
+        healthcheck_interval=3600.0,
+        service_key=SERVICE_KEY,
+        jwt_secret="jwt-secret-for-tests-0123456789abcdef",
+        signup_per_minute=0,
+        message_burst=1000,
+        message_rate=1000.0,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def make_server(tmp_path: Path):
+    """``async with make_server(**settings) as server:`` runs my_chat in this event loop."""
+    import contextlib
+
+    @contextlib.asynccontextmanager
+    async def running(**overrides) -> AsyncIterator[RunningServer]:
+        settings = fast_settings(tmp_path / "data", **overrides)
+        app = create_app(settings)
+        async with serve(app) as url, client_session() as session:
+            yield RunningServer(url, app, session, settings)
+
+    return running
+
+
+@pytest.fixture
+async def server(make_server) -> AsyncIterator[RunningServer]:
+    async with make_server() as running:
+        yield running
+
+
+@pytest.fixture
+def server_process(tmp_path: Path):
+    """Start ``python -m my_chat`` processes; all are stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, data_dir: Path | None = None, port: int | None = None, env=None):
+        process = ServerProcess(
+            data_dir or tmp_path / "data", *args, port=port,
+            env={"MY_CHAT_SERVICE_KEY": SERVICE_KEY, **(env or {})},
+        )
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()
