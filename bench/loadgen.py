@@ -161,6 +161,14 @@ class Stream(asyncio.Protocol):
         return rest
 
     def _dechunk(self, data: bytes) -> bytes:
+        if not (self._chunk_left or self._chunk_skip or self._chunk_raw):
+            # The common case: exactly one whole chunk, as servers write one per frame.
+            line_end = data.find(b"\r\n", 0, 10)
+            if line_end > 0:
+                start = line_end + 2
+                stop = start + int(data[:line_end], 16)
+                if stop > start and stop + 2 == len(data):
+                    return data[start:stop]
         if self._chunk_raw:
             data = self._chunk_raw + data
             self._chunk_raw = b""

@@ -298,7 +298,7 @@ def describe_failure(case: ET.Element, problem: ET.Element, name: str) -> dict[s
     test = "::".join(part for part in (test_file, cls, case.get("name", "")) if part)
     text = problem.text or ""
     # The innermost place in the learner's code, which may be another exercise's module.
-    places = re.findall(r"(?<![\w./-])(exercises/\w+\.py:\d+)", text)
+    places = re.findall(r"(?<![\w./\\-])(exercises[/\\]\w+\.py:\d+)", text)
     message = problem.get("message", "").strip()
     if not message:
         message = text.strip().splitlines()[-1] if text.strip() else ""
@@ -373,7 +373,7 @@ def command_check(book: Workbook, args: argparse.Namespace) -> int:
         following = next_unfinished(book, name)
         print(book.say("next_step", name=following) if following else book.say("all_done"))
         return EXIT_OK
-    if outcome.not_started:
+    if outcome.not_started or untouched(book, name):
         print(book.say("not_started", name=name))
         return EXIT_FAILED
     failure = outcome.first_failure
@@ -462,6 +462,15 @@ def original_stub(book: Workbook, name: str) -> tuple[str, str] | None:
         if shown.returncode == 0:
             return shown.stdout, "git HEAD"
     return None
+
+
+def untouched(book: Workbook, name: str) -> bool:
+    """Whether exercises/NAME.py is still exactly its original stub."""
+    try:
+        original = original_stub(book, name)
+        return original is not None and book.stub(name).read_text(encoding="utf-8") == original[0]
+    except Exception:  # a broken solution or stub only means we cannot tell
+        return False
 
 
 def command_reset(book: Workbook, args: argparse.Namespace) -> int:

@@ -97,8 +97,8 @@ class ChatClient:
         return self
 
     async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
-        headers = {**self.auth, **kwargs.pop("headers", {})} if self.token else kwargs.pop(
-            "headers", {}
+        headers = (
+            {**self.auth, **kwargs.pop("headers", {})} if self.token else kwargs.pop("headers", {})
         )
         async with self.session.request(
             method, f"{self.base_url}{path}", headers=headers, **kwargs
@@ -144,11 +144,14 @@ async def client_session() -> AsyncIterator[aiohttp.ClientSession]:
 class ServerProcess:
     """``python -m my_chat`` in a child process, for tests that kill or restart it."""
 
-    def __init__(self, data_dir: Path, *args: str, port: int | None = None, env=None) -> None:
+    def __init__(
+        self, data_dir: Path, *args: str, port: int | None = None, env=None, cwd=None
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.args = list(args)
         self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
 
@@ -160,9 +163,22 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "my_chat", "--host", "127.0.0.1", "--port", str(self.port),
-             "--data-dir", str(self.data_dir), *self.args],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env,
+            [
+                sys.executable,
+                "-m",
+                "my_chat",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+                *self.args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.cwd,
         )
         log.close()
         deadline = time.monotonic() + timeout

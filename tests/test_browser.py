@@ -175,7 +175,7 @@ OpenPage = Callable[[], Awaitable[ChatPage]]
 
 
 @pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[ChatServer]:
+async def chat_server(tmp_path: Path) -> AsyncIterator[ChatServer]:
     chat_server = ChatServer(tmp_path / "data", tmp_path / "server.log")
     try:
         await chat_server.start()
@@ -232,10 +232,10 @@ def assert_no_script_errors(*pages: ChatPage) -> None:
         assert chat_page.errors == [], chat_page.errors
 
 
-async def test_two_users_chat_in_the_room(server: ChatServer, open_page: OpenPage) -> None:
+async def test_two_users_chat_in_the_room(chat_server: ChatServer, open_page: OpenPage) -> None:
     alice, bob = await open_page(), await open_page()
-    await alice.sign_up(server.url, "alice")
-    await bob.sign_up(server.url, "bob")
+    await alice.sign_up(chat_server.url, "alice")
+    await bob.sign_up(chat_server.url, "bob")
 
     await expect(alice.online_user("bob")).to_be_visible()
     await expect(bob.online_user("alice")).to_be_visible()
@@ -257,11 +257,11 @@ async def test_two_users_chat_in_the_room(server: ChatServer, open_page: OpenPag
 
 
 async def test_private_message_reaches_only_the_two_people(
-    server: ChatServer, open_page: OpenPage
+    chat_server: ChatServer, open_page: OpenPage
 ) -> None:
     alice, bob, carol = await open_page(), await open_page(), await open_page()
     for chat_page, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
-        await chat_page.sign_up(server.url, name)
+        await chat_page.sign_up(chat_server.url, name)
 
     await alice.online_user("bob").get_by_role("button").click()
     await expect(alice.by("recipient")).to_have_attribute("data-to", "bob")
@@ -287,11 +287,11 @@ async def test_private_message_reaches_only_the_two_people(
     assert_no_script_errors(alice, bob, carol)
 
 
-async def test_pages_survive_a_server_restart(server: ChatServer, open_page: OpenPage) -> None:
+async def test_pages_survive_a_server_restart(chat_server: ChatServer, open_page: OpenPage) -> None:
     alice, bob = await open_page(), await open_page()
-    await alice.sign_up(server.url, "alice")
-    await bob.sign_up(server.url, "bob")
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    await alice.sign_up(chat_server.url, "alice")
+    await bob.sign_up(chat_server.url, "bob")
+    async with httpx.AsyncClient(base_url=chat_server.url) as client:
         carol_token = await api_token(client, "carol")
 
     await alice.send("before restart, alice")
@@ -299,13 +299,13 @@ async def test_pages_survive_a_server_restart(server: ChatServer, open_page: Ope
     for chat_page in (alice, bob):
         await expect(chat_page.room_message("before restart, bob")).to_have_count(1)
 
-    await server.stop()
+    await chat_server.stop()
     for chat_page in (alice, bob):
         await expect(chat_page.state).not_to_have_attribute("data-state", "live")
-    await server.start()
+    await chat_server.start()
 
     # An API client may post before the pages are back: they get it live or by replay.
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with httpx.AsyncClient(base_url=chat_server.url) as client:
         response = await client.post(
             "/api/messages",
             json={"text": "carol, right after the restart"},
@@ -349,11 +349,11 @@ async def test_pages_survive_a_server_restart(server: ChatServer, open_page: Ope
 
 
 async def test_markup_in_a_message_is_shown_as_text(
-    server: ChatServer, open_page: OpenPage
+    chat_server: ChatServer, open_page: OpenPage
 ) -> None:
     alice, bob = await open_page(), await open_page()
-    await alice.sign_up(server.url, "alice")
-    await bob.sign_up(server.url, "bob")
+    await alice.sign_up(chat_server.url, "alice")
+    await bob.sign_up(chat_server.url, "bob")
 
     payload = "<img src=x onerror=alert(1)>"
     await alice.send(payload)
@@ -368,10 +368,10 @@ async def test_markup_in_a_message_is_shown_as_text(
 
 
 async def test_too_long_a_message_shows_the_servers_error(
-    server: ChatServer, open_page: OpenPage
+    chat_server: ChatServer, open_page: OpenPage
 ) -> None:
     too_long = "x" * 2001
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with httpx.AsyncClient(base_url=chat_server.url) as client:
         token = await api_token(client, "probe")
         response = await client.post(
             "/api/messages",
@@ -382,7 +382,7 @@ async def test_too_long_a_message_shows_the_servers_error(
     server_message = response.json()["message"]
 
     alice = await open_page()
-    await alice.sign_up(server.url, "alice")
+    await alice.sign_up(chat_server.url, "alice")
     await alice.by("message-input").fill(too_long)
     await alice.by("message-input").press("Enter")
 
@@ -396,9 +396,9 @@ async def test_too_long_a_message_shows_the_servers_error(
     assert_no_script_errors(alice)
 
 
-async def test_sign_out_then_sign_in_again(server: ChatServer, open_page: OpenPage) -> None:
+async def test_sign_out_then_sign_in_again(chat_server: ChatServer, open_page: OpenPage) -> None:
     alice = await open_page()
-    await alice.sign_up(server.url, "alice")
+    await alice.sign_up(chat_server.url, "alice")
     await alice.send("before signing out")
 
     await alice.by("logout").click()
@@ -419,12 +419,12 @@ async def test_sign_out_then_sign_in_again(server: ChatServer, open_page: OpenPa
     assert_no_script_errors(alice)
 
 
-async def test_pushed_notice_is_shown(server: ChatServer, open_page: OpenPage) -> None:
+async def test_pushed_notice_is_shown(chat_server: ChatServer, open_page: OpenPage) -> None:
     alice = await open_page()
-    await alice.sign_up(server.url, "alice")
+    await alice.sign_up(chat_server.url, "alice")
 
-    service_key = (server.data_dir / "service_key").read_text().strip()
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    service_key = (chat_server.data_dir / "service_key").read_text().strip()
+    async with httpx.AsyncClient(base_url=chat_server.url) as client:
         response = await client.post(
             "/api/push",
             json={"user_ids": ["alice"], "event": "notice", "data": {"text": "deploy at 22:00"}},
@@ -434,5 +434,26 @@ async def test_pushed_notice_is_shown(server: ChatServer, open_page: OpenPage) -
 
     notice = alice.by("room-messages").locator("li.system")
     await expect(notice).to_have_text("notice: deploy at 22:00")
+
+    assert_no_script_errors(alice)
+
+
+async def test_a_page_whose_session_ended_goes_back_to_sign_in(
+    chat_server: ChatServer, open_page: OpenPage
+) -> None:
+    alice = await open_page()
+    await alice.sign_up(chat_server.url, "alice")
+
+    # Without its cookie the page's next connection is refused with 401, so EventSource
+    # gives up; the page asks /api/me, hears 401 again, and shows the sign-in form.
+    await alice.page.context.clear_cookies()
+    await chat_server.stop()
+    await chat_server.start()
+
+    await expect(alice.state).to_have_attribute(
+        "data-state", "signed-out", timeout=RECONNECT_TIMEOUT_MS
+    )
+    await expect(alice.by("login")).to_be_visible()
+    await expect(alice.by("status-line")).to_contain_text("sign in again")
 
     assert_no_script_errors(alice)

@@ -139,9 +139,8 @@ def check_stubs(workdir: Path) -> list[str]:
     for name in exercises:
         own = [case for case in cases if case.exercise == name]
         todo = sum(case.reached_todo for case in own)
-        print(
-            f"  {name}: {len(own)} tests, {todo} reached a TODO, {len(own) - todo} failed otherwise"
-        )
+        tests = f"{len(own)} test" + ("" if len(own) == 1 else "s")
+        print(f"  {name}: {tests}, {todo} reached a TODO, {len(own) - todo} failed otherwise")
     return problems
 
 
@@ -182,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 1
     print("ok: every exercise test fails on the stubs")
+    if args.also_solutions:
+        print("ok: every exercise test passes on the solutions")
     return 0
 
 

@@ -96,10 +96,8 @@ async function api(method, path, body) {
     }
   }
   if (!response.ok && !(data && typeof data.message === "string")) {
-    data = {
-      error: `http_${response.status}`,
-      message: `The server answered ${response.status} ${response.statusText}.`.trim(),
-    };
+    const answer = [response.status, response.statusText].filter(Boolean).join(" ");
+    data = { error: `http_${response.status}`, message: `The server answered ${answer}.` };
   }
   return { ok: response.ok, status: response.status, data };
 }
@@ -251,7 +249,11 @@ function renderMessage(msg) {
   const date = new Date(msg.timestamp);
   time.dateTime = date.toISOString();
   time.title = date.toLocaleString();
-  time.textContent = date.toLocaleTimeString([], { hourCycle: "h23", hour: "2-digit", minute: "2-digit" });
+  time.textContent = date.toLocaleTimeString([], {
+    hourCycle: "h23",
+    hour: "2-digit",
+    minute: "2-digit",
+  });
   meta.append(time);
 
   const text = document.createElement("div");
@@ -425,7 +427,9 @@ function openStream() {
     on(name, (event) => {
       const data = parseData(event);
       let text = data;
-      if (data && typeof data === "object") text = data.text || data.message || JSON.stringify(data);
+      if (data && typeof data === "object") {
+        text = data.text || data.message || JSON.stringify(data);
+      }
       addSystemLine(`${name}: ${text}`);
     });
   }
