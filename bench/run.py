@@ -436,6 +436,7 @@ class Target:
     uvloop: bool
     data_dir: Path
     log_dir: Path
+    extra_args: list[str] = field(default_factory=list)
     service_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     tokens: list[str] = field(default_factory=list)
     http_errors: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -461,6 +462,7 @@ class Target:
                 str(self.data_dir),
                 "--signup-per-minute",
                 "0",
+                *self.extra_args,
             ]
             ready = "/api/status"
         else:
@@ -1166,7 +1168,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="run both servers on uvloop (the load generator always uses it)",
     )
-    parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
+    parser.add_argument(
+        "--my-chat-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="pass ARG on to `python -m my_chat` (repeat it), e.g. --my-chat-arg=--history=0",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="where the JSON goes (bench/results/latest.json; with --quick, quick.json)",
+    )
     parser.add_argument(
         "--no-copy",
         dest="copy",
@@ -1192,6 +1206,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.step_seconds = min(args.step_seconds, 1.0)
         args.settle = min(args.settle, 0.3)
         args.copy = False
+    if args.output is None:
+        args.output = RESULTS_DIR / ("quick.json" if args.quick else "latest.json")
     args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
     args.target_list = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = set(args.target_list) - {"my_chat", "reference"}
@@ -1203,7 +1219,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="my_chat_bench_"))
-    targets = [Target(name, args.uvloop, workdir / "data", workdir) for name in args.target_list]
+    targets = [
+        Target(name, args.uvloop, workdir / "data", workdir, extra_args=args.my_chat_arg)
+        for name in args.target_list
+    ]
     pool = WorkerPool(args.workers)
     new_phase = PhaseIds()
     report: dict[str, Any] = {"schema": SCHEMA_VERSION, "sizes": []}

@@ -52,6 +52,7 @@ class Outcome:
     skipped: int = 0
     not_started: bool = False
     first_failure: dict[str, str] = field(default_factory=dict)
+    skip_reason: str = ""
 
     @property
     def total(self) -> int:
@@ -187,13 +188,13 @@ class Workbook:
         entry = self.progress["results"].get(name)
         if not entry or entry.get("hash") != self.fingerprint(name):
             return None
-        return Outcome(**entry["outcome"])
+        try:
+            return Outcome(**entry["outcome"])
+        except TypeError:  # written by another version of this checker
+            return None
 
-    def remember(self, name: str, outcome: Outcome) -> None:
-        self.progress["results"][name] = {
-            "hash": self.fingerprint(name),
-            "outcome": asdict(outcome),
-        }
+    def remember(self, name: str, fingerprint: str, outcome: Outcome) -> None:
+        self.progress["results"][name] = {"hash": fingerprint, "outcome": asdict(outcome)}
 
     # running the tests
 
@@ -203,6 +204,8 @@ class Workbook:
         outcomes = {name: Outcome() for name in names}
         if not runnable:
             return outcomes
+        # Taken before the run, so an edit made while the tests run is not marked as tested.
+        fingerprints = {name: self.fingerprint(name) for name in runnable}
         with tempfile.TemporaryDirectory(prefix="exercises-") as temporary:
             report = Path(temporary) / "report.xml"
             command = [
@@ -224,10 +227,10 @@ class Workbook:
                 command, cwd=self.root, capture_output=True, text=True, check=False
             )
             if finished.returncode not in (0, 1, 5) or not report.exists():
-                raise TestsBroken(finished.returncode, finished.stdout + finished.stderr)
+                raise PytestDidNotRun(finished.returncode, finished.stdout + finished.stderr)
             parse_report(report, outcomes)
         for name in runnable:
-            self.remember(name, outcomes[name])
+            self.remember(name, fingerprints[name], outcomes[name])
         self.save_progress()
         return outcomes
 
@@ -245,7 +248,7 @@ class Workbook:
         return results
 
 
-class TestsBroken(Exception):
+class PytestDidNotRun(Exception):
     def __init__(self, code: int, output: str) -> None:
         super().__init__(code)
         self.code = code
@@ -269,8 +272,10 @@ def parse_report(report: Path, outcomes: dict[str, Outcome]) -> None:
         problem = case.find("failure")
         if problem is None:
             problem = case.find("error")
-        if case.find("skipped") is not None:
+        skipped = case.find("skipped")
+        if skipped is not None:
             outcome.skipped += 1
+            outcome.skip_reason = outcome.skip_reason or skipped.get("message", "").strip()
         elif problem is None:
             outcome.passed += 1
         else:
@@ -364,6 +369,10 @@ def command_check(book: Workbook, args: argparse.Namespace) -> int:
     outcome = book.outcomes([name], rerun=True)[name]
     if outcome.total == 0:
         print(book.say("no_tests", name=name, test_file=test_file))
+        return EXIT_FAILED
+    if outcome.skipped == outcome.total:
+        print(book.say("all_skipped", name=name, skipped=outcome.skipped))
+        print(_indent(outcome.skip_reason))
         return EXIT_FAILED
     if outcome.done:
         if outcome.skipped:
@@ -556,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(error, file=sys.stderr)
         return EXIT_USAGE
-    except TestsBroken as error:
+    except PytestDidNotRun as error:
         print(book.say("tests_broken", code=error.code), file=sys.stderr)
         print("\n".join(error.output.strip().splitlines()[-30:]), file=sys.stderr)
         return EXIT_FAILED

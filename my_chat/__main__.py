@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from my_chat.config import Settings
+from my_chat.errors import StartupError
 from my_chat.server import create_app
 
 logger = logging.getLogger("my_chat")
@@ -119,6 +120,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     return settings
 
 
+# --8<-- [start:run]
 async def run(settings: Settings) -> None:
     app = create_app(settings)
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
@@ -148,6 +150,9 @@ async def run(settings: Settings) -> None:
         await runner.cleanup()
 
 
+# --8<-- [end:run]
+
+
 def main(argv: list[str] | None = None) -> None:
     settings = parse_args(argv)
     logging.basicConfig(
@@ -164,10 +169,6 @@ def main(argv: list[str] | None = None) -> None:
     except StartupError as error:
         logger.error("%s", error)
         raise SystemExit(2) from None
-
-
-class StartupError(Exception):
-    """A problem at start-up that has a plain explanation (no stack trace needed)."""
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ SESSION_COOKIE = "my_chat_session"
 routes = web.RouteTableDef()
 
 
+# --8<-- [start:authenticate]
 def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -47,6 +48,9 @@ def authenticate(request: web.Request) -> str:
         return context_of(request).sessions.verify(token)
     except InvalidToken as error:
         raise Unauthorized("invalid_token", f"the token is not valid: {error}") from None
+
+
+# --8<-- [end:authenticate]
 
 
 def require_service(request: web.Request) -> None:

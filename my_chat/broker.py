@@ -53,6 +53,7 @@ class LocalBroker:
     async def stop(self) -> None:
         return None
 
+    # --8<-- [start:publish]
     async def publish(self, sender: str, text: str, to: str | None) -> Message:
         # Shielded: a sender that hangs up mid-request must not leave a stored, undelivered
         # message behind.
@@ -77,6 +78,8 @@ class LocalBroker:
 
     async def broadcast(self, frame: bytes) -> int:
         return self.manager.broadcast(Frame(frame))
+
+    # --8<-- [end:publish]
 
     async def user_online(self, user: str) -> None:
         self._announce(user, True)

@@ -11,6 +11,7 @@ from my_chat.errors import BadRequest, ExerciseNotDone, TooLarge, read_json_obje
 routes = web.RouteTableDef()
 
 
+# --8<-- [start:send-message]
 @routes.post("/api/messages")
 async def send_message(request: web.Request) -> web.Response:
     context = context_of(request)
@@ -39,6 +40,9 @@ async def send_message(request: web.Request) -> web.Response:
     limit(context.message_limiter, sender, "messages")
     message = await context.broker.publish(sender, text, to)
     return web.json_response(message.to_payload(), status=201)
+
+
+# --8<-- [end:send-message]
 
 
 def _int_query(request: web.Request, name: str, default: int | None, low: int, high: int):

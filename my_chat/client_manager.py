@@ -30,6 +30,7 @@ from dataclasses import dataclass
 logger = logging.getLogger("my_chat")
 
 
+# --8<-- [start:frame]
 class Frame:
     """An encoded SSE frame, with its HTTP/1.1 chunk made once and shared by every connection."""
 
@@ -45,6 +46,9 @@ class Frame:
         if self._chunk is None:
             self._chunk = b"%x\r\n%b\r\n" % (len(self.payload), self.payload)
         return self._chunk
+
+
+# --8<-- [end:frame]
 
 
 class Connection:
@@ -84,6 +88,7 @@ class Connection:
         self._pending: list[Frame] | None = None
         self.replayed_up_to = 0
 
+    # --8<-- [start:connection-send]
     def send(self, frame: Frame | bytes) -> bool:
         """Hand one frame to the socket. False if the connection is closed or just closed."""
         if isinstance(frame, bytes):
@@ -103,6 +108,9 @@ class Connection:
         transport.write(frame.chunk if self._chunked else frame.payload)
         return True
 
+    # --8<-- [end:connection-send]
+
+    # --8<-- [start:replay-buffer]
     def start_replay(self) -> None:
         """Hold live frames back until the history before them has been written."""
         self._pending = []
@@ -117,10 +125,13 @@ class Connection:
             if not self._write(frame):
                 break
 
+    # --8<-- [end:replay-buffer]
+
     def close(self) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
 
+    # --8<-- [start:slow]
     def _close_slow(self) -> None:
         self.slow = True
         logger.warning(
@@ -134,6 +145,8 @@ class Connection:
             self._transport.abort()
         self.close()
 
+    # --8<-- [end:slow]
+
 
 @dataclass
 class ManagerStats:
@@ -143,6 +156,7 @@ class ManagerStats:
     frames_queued: int = 0
 
 
+# --8<-- [start:indexes]
 class ClientManager:
     """Every open connection, by id and by user."""
 
@@ -151,6 +165,9 @@ class ClientManager:
         self._user_clients: dict[str, dict[str, Connection]] = {}
         self.stats = ManagerStats()
 
+    # --8<-- [end:indexes]
+
+    # --8<-- [start:register]
     def register(self, connection: Connection) -> bool:
         """Add a connection. True if it is its user's first, so the user just came online."""
         self._clients[connection.id] = connection
@@ -176,6 +193,9 @@ class ClientManager:
         del self._user_clients[connection.user]
         return True
 
+    # --8<-- [end:register]
+
+    # --8<-- [start:fan-out]
     def broadcast(self, frame: Frame | bytes) -> int:
         """Send to every connection; returns how many took the frame."""
         return self._send_all(self._clients.values(), frame)
@@ -197,6 +217,8 @@ class ClientManager:
         sent = sum(1 for connection in list(connections) if connection.send(frame))
         self.stats.frames_queued += sent
         return sent
+
+    # --8<-- [end:fan-out]
 
     def connections(self) -> Iterator[Connection]:
         """A snapshot of every open connection."""

@@ -54,6 +54,7 @@ def requested_last_event_id(request: web.Request) -> int | None:
     return int(raw)
 
 
+# --8<-- [start:opening]
 def opening_frames(context: ServiceContext, connection: Connection) -> bytes:
     frames = [
         encode_event(
@@ -71,6 +72,10 @@ def opening_frames(context: ServiceContext, connection: Connection) -> bytes:
     return b"".join(frames)
 
 
+# --8<-- [end:opening]
+
+
+# --8<-- [start:stream]
 @routes.get("/sse")
 async def stream(request: web.Request) -> web.StreamResponse:
     context = context_of(request)
@@ -123,6 +128,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
         if last_of_user:
             await context.broker.user_offline(user)
     return response
+
+
+# --8<-- [end:stream]
 
 
 def _room_only(message, viewer: str) -> bool:

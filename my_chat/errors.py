@@ -58,6 +58,10 @@ class ExerciseNotDone(ApiError):
     status = 501
 
 
+class StartupError(Exception):
+    """A problem at start-up that has a plain explanation (no stack trace needed)."""
+
+
 class InvalidToken(Exception):
     """A token that is missing, malformed, expired, or signed with another key."""
 

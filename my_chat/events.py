@@ -11,6 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
+# --8<-- [start:event-names]
 # Event names the server itself sends. Pushed events may not use them.
 CONNECTION_ID: Final = "connection_id"
 HEARTBEAT: Final = "heartbeat"
@@ -29,6 +30,9 @@ HEARTBEAT_HEALTHCHECK: Final = "healthcheck"
 HEARTBEAT_KINDS: Final = (HEARTBEAT_INITIAL, HEARTBEAT_PERIODIC, HEARTBEAT_HEALTHCHECK)
 
 
+# --8<-- [end:event-names]
+
+
 def to_json(payload: Any) -> str:
     """Compact JSON on one line; non-ASCII kept as is (the stream is UTF-8)."""
     if hasattr(payload, "__dataclass_fields__"):
@@ -36,6 +40,7 @@ def to_json(payload: Any) -> str:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
 
 
+# --8<-- [start:heartbeat-data]
 @dataclass(frozen=True, slots=True)
 class HeartbeatData:
     """The guide's ``HeartbeatData``, field for field (JSON names in comments)."""
@@ -45,6 +50,9 @@ class HeartbeatData:
     type: str  # "type": initial, periodic or healthcheck
     client_id: str  # "client_id": "" for a periodic broadcast, which goes to everyone
     user_id: str  # "user_id": "" for a periodic broadcast
+
+
+# --8<-- [end:heartbeat-data]
 
 
 @dataclass(frozen=True, slots=True)

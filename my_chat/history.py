@@ -16,6 +16,7 @@ from my_chat.sse import encode_event
 REPLAY_PAGE = 500
 
 
+# --8<-- [start:replay]
 def message_frame(message: Message) -> Frame:
     payload = encode_event(to_json(message.to_payload()), event=MESSAGE, id=str(message.id))
     return Frame(payload, message_id=message.id)
@@ -49,6 +50,9 @@ async def _write_visible(batch: list[Message], viewer: str, write, may_see) -> N
     visible = [m for m in batch if may_see(m, viewer)]
     if visible:
         await write(b"".join(message_frame(m).payload for m in visible))
+
+
+# --8<-- [end:replay]
 
 
 class NoHistory:

@@ -26,6 +26,7 @@ MAX_USERS_PER_PUSH = 10_000
 MAX_DATA_BYTES = 32 * 1024
 
 
+# --8<-- [start:push]
 def checked_event_name(value: object) -> str:
     """An event name a service may push: allowed characters only, none of the server's own."""
     if not isinstance(value, str) or not EVENT_NAME.fullmatch(value):
@@ -63,6 +64,9 @@ async def push_to_users(request: web.Request) -> web.Response:
     frame = event_frame(body)
     queued = await context_of(request).broker.push(user_ids, frame)
     return web.json_response({"queued": queued}, status=202)
+
+
+# --8<-- [end:push]
 
 
 @routes.post("/api/broadcast")

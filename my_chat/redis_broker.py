@@ -385,8 +385,8 @@ class RedisBroker:
             await redis.aclose()
             await listener.aclose()
             raise StartupError(
-                f"cannot reach Redis at {redacted(url)}: {error}. Start redis-server there, "
-                "or run without --redis for the single-process mode."
+                f"cannot reach Redis at {redacted(url)}: {str(error).rstrip('.')}. Start redis-server "
+                "there, or run without --redis for the single-process mode."
             ) from None
         logger.info("sharing the chat through Redis at %s", redacted(url))
         return cls(redis, listener, settings, manager, parts, presence_ttl)
@@ -475,6 +475,7 @@ class RedisBroker:
                     lost_at = time.monotonic()
                     logger.warning("lost the connection to Redis (%s); reconnecting", error)
                 await asyncio.sleep(backoff)
+                self._message_position = '$'  # MUTATION
                 backoff = min(backoff * 2, 1.0)
                 continue
             if lost_at is not None:

@@ -94,9 +94,7 @@ async def build_context(settings: Settings) -> ServiceContext:
         logger.warning("private-message exercise not done: messages with 'to' are refused")
 
     manager = ClientManager()
-    accounts = await AccountStore.open(str(settings.database_path))
-    store = await open_store(parts, settings)
-    broker = await make_broker(settings, store, manager, parts)
+    accounts, store, broker = await open_services(settings, manager, parts)
     return ServiceContext(
         settings=settings,
         parts=parts,
@@ -114,12 +112,16 @@ async def build_context(settings: Settings) -> ServiceContext:
     )
 
 
-async def make_broker(settings: Settings, store, manager: ClientManager, parts):
+async def open_services(settings: Settings, manager: ClientManager, parts):
+    """Accounts, message store and broker: SQLite and in-process, or all three in Redis."""
     if settings.redis_url:
         from my_chat.redis_broker import RedisBroker
 
-        return await RedisBroker.connect(settings, store, manager, parts)
-    return LocalBroker(store, manager, parts)
+        broker = await RedisBroker.connect(settings, manager, parts)
+        return broker.accounts, broker.store, broker
+    accounts = await AccountStore.open(str(settings.database_path))
+    store = await open_store(parts, settings)
+    return accounts, store, LocalBroker(store, manager, parts)
 
 
 async def retention_sweep(context: ServiceContext) -> None:
@@ -137,6 +139,7 @@ async def retention_sweep(context: ServiceContext) -> None:
         await asyncio.sleep(RETENTION_SWEEP_SECONDS)
 
 
+# --8<-- [start:background-tasks]
 def background_tasks(context: ServiceContext) -> list[asyncio.Task]:
     tasks = [asyncio.create_task(retention_sweep(context), name="retention")]
     if context.parts.done("heartbeat"):
@@ -159,11 +162,15 @@ def background_tasks(context: ServiceContext) -> list[asyncio.Task]:
     return tasks
 
 
+# --8<-- [end:background-tasks]
+
+
 def _report_crash(task: asyncio.Task) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("background task %s stopped: %r", task.get_name(), task.exception())
 
 
+# --8<-- [start:lifecycle]
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     context = await build_context(app[SETTINGS])
     app[CONTEXT] = context
@@ -197,6 +204,9 @@ async def _say_goodbye(app: web.Application) -> None:
         await asyncio.sleep(0.01)
 
 
+# --8<-- [end:lifecycle]
+
+
 status_routes = web.RouteTableDef()
 
 
@@ -216,6 +226,7 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+# --8<-- [start:create-app]
 def create_app(settings: Settings | None = None) -> web.Application:
     """The whole chat server as one aiohttp application."""
     settings = settings or Settings()
@@ -227,3 +238,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_say_goodbye)
     return app
+
+
+# --8<-- [end:create-app]

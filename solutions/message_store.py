@@ -40,15 +40,15 @@ class MessageStore:
     @classmethod
     async def open(cls, path: str) -> MessageStore:
         """Connect to the database at ``path`` (``":memory:"`` works too) and create the table."""
+        ### BEGIN SOLUTION: connect, switch on WAL, create the table, commit
         db = await aiosqlite.connect(path)
         # WAL with synchronous=NORMAL: a commit survives the process being killed.
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute("PRAGMA synchronous=NORMAL")
-        ### BEGIN SOLUTION: create the table and commit
         await db.execute(SCHEMA)
         await db.commit()
-        ### END SOLUTION
         return cls(db)
+        ### END SOLUTION
 
     async def close(self) -> None:
         await self.db.close()

@@ -18,11 +18,22 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Dialog, Locator, Page, async_playwright, expect
+import pytest_asyncio
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Dialog,
+    Locator,
+    Page,
+    async_playwright,
+    expect,
+)
 
 from my_chat.serve import free_port
 
-pytestmark = pytest.mark.browser
+# One Chromium for the whole module (each test still gets fresh contexts), so the tests and
+# fixtures share the module's event loop.
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -174,7 +185,7 @@ class ChatPage:
 OpenPage = Callable[[], Awaitable[ChatPage]]
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="module")
 async def chat_server(tmp_path: Path) -> AsyncIterator[ChatServer]:
     chat_server = ChatServer(tmp_path / "data", tmp_path / "server.log")
     try:
@@ -185,7 +196,7 @@ async def chat_server(tmp_path: Path) -> AsyncIterator[ChatServer]:
         chat_server.close()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
     if not CHROMIUM_PRESENT:
         # Fail, never skip: a CI run without a browser must not pass silently.
@@ -200,12 +211,14 @@ async def browser() -> AsyncIterator[Browser]:
             await chromium.close()
 
 
-@pytest.fixture
-async def open_page(browser: Browser) -> OpenPage:
+@pytest_asyncio.fixture(loop_scope="module")
+async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
     """Opens a page in a fresh browser context: its own cookies and sessionStorage."""
+    contexts: list[BrowserContext] = []
 
     async def open_one() -> ChatPage:
         context = await browser.new_context()
+        contexts.append(context)
         page = await context.new_page()
         chat_page = ChatPage(page)
         page.on("pageerror", lambda error: chat_page.errors.append(str(error)))
@@ -217,7 +230,11 @@ async def open_page(browser: Browser) -> OpenPage:
         page.on("dialog", on_dialog)
         return chat_page
 
-    return open_one
+    try:
+        yield open_one
+    finally:
+        for context in contexts:
+            await context.close()
 
 
 async def api_token(client: httpx.AsyncClient, name: str) -> str:

@@ -33,6 +33,18 @@ def load_tool(name: str) -> ModuleType:
 
 make_exercises = load_tool("make_exercises")
 student_release = load_tool("student_release")
+check_stubs_fail = load_tool("check_stubs_fail")
+
+
+def load_checker() -> ModuleType:
+    path = ROOT / "exercises" / "_checker.py"
+    spec = importlib.util.spec_from_file_location("_exercises_checker", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
 
 ALPHA = '''\
 """Write ``double(x)``, which returns twice its argument.
@@ -449,6 +461,55 @@ def test_root_can_come_from_the_environment(workbook: Path) -> None:
     assert hint.returncode == 0, hint.stderr
     assert "Multiply." in hint.stdout
     assert "alpha" in json.loads((workbook / ".exercises-progress.json").read_text())["hints_shown"]
+
+
+# reading pytest's JUnit report (xunit1, as both the checker and check_stubs_fail ask for)
+
+JUNIT = """\
+<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest">
+<testcase classname="tests.exercises.test_alpha" name="test_ok"
+  file="tests/exercises/test_alpha.py" line="1" />
+<testcase classname="tests.exercises.test_alpha.TestBox" name="test_area"
+  file="tests/exercises/test_alpha.py" line="5">
+  <failure message="assert 3 == 4">tests/exercises/test_alpha.py:6: in test_area
+    assert box.area(2) == 4
+E   assert 3 == 4</failure></testcase>
+<testcase classname="tests.exercises.test_beta" name="test_greet"
+  file="tests/exercises/test_beta.py" line="1">
+  <error message="failed on setup with &quot;NotImplementedError: TODO&quot;">\
+exercises/beta.py:9: in greet
+    raise NotImplementedError("TODO: greet() in exercises/beta.py")
+E   NotImplementedError: TODO: greet() in exercises/beta.py</error></testcase>
+<testcase classname="tests.exercises.test_gamma" name="test_g"
+  file="tests/exercises/test_gamma.py" line="1">
+  <skipped type="pytest.skip" message="needs redis-server">skipped</skipped></testcase>
+<testcase classname="" name="tests.exercises.test_delta">
+  <error message="collection failure">ImportError: no module</error></testcase>
+</testsuite></testsuites>
+"""
+
+
+def test_junit_reports_are_read_per_exercise(tmp_path: Path) -> None:
+    report = tmp_path / "report.xml"
+    report.write_text(JUNIT)
+    checker = load_checker()
+    outcomes = {name: checker.Outcome() for name in ("alpha", "beta", "gamma", "delta")}
+    checker.parse_report(report, outcomes)
+    alpha, beta, gamma, delta = (outcomes[n] for n in ("alpha", "beta", "gamma", "delta"))
+    assert (alpha.passed, alpha.failed, alpha.done, alpha.not_started) == (1, 1, False, False)
+    assert alpha.first_failure["test"] == "tests/exercises/test_alpha.py::TestBox::test_area"
+    assert alpha.first_failure["message"] == "assert 3 == 4"
+    assert alpha.first_failure["where"] == ""  # no learner code on that traceback
+    assert (beta.errors, beta.not_started) == (1, True)
+    assert beta.first_failure["where"] == "exercises/beta.py:9"
+    assert (gamma.skipped, gamma.skip_reason, gamma.done) == (1, "needs redis-server", False)
+    assert (delta.errors, delta.not_started) == (1, False)
+
+    cases = {case.exercise: case for case in check_stubs_fail.read_report(report)}
+    assert cases["delta"].outcome == "collection error"
+    assert cases["gamma"].outcome == "skipped"
+    assert cases["beta"].outcome == "error" and cases["beta"].reached_todo
 
 
 # checking that the tests fail on stubs

@@ -91,7 +91,7 @@ async def test_private_messages_reach_exactly_the_two_users(server):
     # Not on replay either, and not in history.
     replay_carol = await carol.open_stream(last_event_id=0)
     assert [m["id"] for m in await replay_carol.messages(1)] == [public["id"]]
-    status, history = await carol.request("GET", "/api/history")
+    _status, history = await carol.request("GET", "/api/history")
     assert [m["id"] for m in history["messages"]] == [public["id"]]
     _status, history = await bob.request("GET", "/api/history")
     assert [m["id"] for m in history["messages"]] == [private["id"], public["id"]]

@@ -25,6 +25,7 @@ notebook links to a missing page, or mkdocs reports any warning.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -40,17 +41,15 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 DOCS_DIR = ROOT / "chapters"
 STAGING = DOCS_DIR / "notebooks"
+SITE = ROOT / "site"  # site_dir in mkdocs.yml
 CELL_TIMEOUT_S = 120
 
-# Markdown link targets, as Jupyter resolves them from notebooks/:
-# ../chapters/02-sse-in-depth.md or ../chapters/02-sse-in-depth.md#the-wire-format
-_CHAPTER_LINK = re.compile(r"\]\(\.\./chapters/(?P<page>[\w.-]+)\.md(?P<anchor>#[^)\s]*)?\)")
-# a sibling notebook: (03_asyncio.ipynb) or (./03_asyncio.ipynb#section)
-_NOTEBOOK_LINK = re.compile(r"\]\((?:\./)?(?P<name>[\w.-]+)\.ipynb(?P<anchor>#[^)\s]*)?\)")
-# the exercises folder, or a file in it: (../exercises/) or (../exercises/heartbeat.py)
-_EXERCISES_LINK = re.compile(r"\]\(\.\./exercises/?[\w./-]*\)")
-# anything else that leaves notebooks/: no page on the site corresponds to it
-_OTHER_RELATIVE_LINK = re.compile(r"\]\((?P<target>\.\./[^)\s]*)\)")
+# A markdown link: [text](target). Targets with a title or spaces are left alone.
+_LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+# Targets as Jupyter resolves them from notebooks/: a chapter, a sibling notebook, exercises/.
+_CHAPTER = re.compile(r"\.\./chapters/(?P<page>[\w.-]+)\.md")
+_NOTEBOOK = re.compile(r"(?:\./)?(?P<name>[\w.-]+)\.ipynb")
+_EXERCISES = re.compile(r"\.\./exercises(?:/[\w./-]*)?")
 EXERCISES_SECTION = "../../#exercises"
 
 
@@ -58,35 +57,45 @@ class BuildError(Exception):
     """A notebook that fails, or links to a page the site does not have."""
 
 
-def rewrite_links(source: str, notebook: str, notebook_names: set[str], problems: list[str]) -> str:
+def rewrite_links(
+    source: str,
+    notebook: str,
+    notebook_names: set[str],
+    problems: list[str],
+    chapter_anchors: list[tuple[str, str, str]],
+) -> str:
     """Turn a markdown cell's Jupyter-relative links into links between site pages.
 
     A staged notebook ``chapters/notebooks/NAME.ipynb`` is published at ``notebooks/NAME/``,
     so a chapter ``chapters/PAGE.md`` is ``../../PAGE/`` from it and a sibling notebook
-    ``../OTHER/``. Links that lead nowhere on the site are appended to ``problems``.
+    ``../OTHER/``. Links that lead nowhere on the site are appended to ``problems``, and
+    links to a section of a chapter to ``chapter_anchors`` as (notebook, page, anchor), to
+    be checked against the built pages.
     """
 
-    def chapter(match: re.Match[str]) -> str:
-        page = match["page"]
-        if not (DOCS_DIR / f"{page}.md").is_file():
-            problems.append(f"{notebook}: links to missing chapter ../chapters/{page}.md")
-        target = "../../" if page == "index" else f"../../{page}/"
-        return f"]({target}{match['anchor'] or ''})"
-
-    def sibling(match: re.Match[str]) -> str:
-        name = match["name"]
-        if name not in notebook_names:
-            problems.append(f"{notebook}: links to missing notebook {name}.ipynb")
-        return f"](../{name}/{match['anchor'] or ''})"
-
-    def other(match: re.Match[str]) -> str:
-        problems.append(f"{notebook}: links to {match['target']}, which has no page on the site")
+    def rewrite(match: re.Match[str]) -> str:
+        target = match["target"]
+        if target.startswith("#") or re.match(r"[a-z][a-z0-9+.-]*:", target):
+            return match[0]  # an anchor on this page, or an absolute URL (https:, mailto:)
+        path, _, anchor = target.partition("#")
+        anchor = f"#{anchor}" if anchor else ""
+        if chapter := _CHAPTER.fullmatch(path):
+            page = chapter["page"]
+            if not (DOCS_DIR / f"{page}.md").is_file():
+                problems.append(f"{notebook}: links to missing chapter {path}")
+            elif anchor:
+                chapter_anchors.append((notebook, page, anchor[1:]))
+            return f"]({'../../' if page == 'index' else f'../../{page}/'}{anchor})"
+        if sibling := _NOTEBOOK.fullmatch(path):
+            if sibling["name"] not in notebook_names:
+                problems.append(f"{notebook}: links to missing notebook {path}")
+            return f"](../{sibling['name']}/{anchor})"
+        if _EXERCISES.fullmatch(path):
+            return f"]({EXERCISES_SECTION})"
+        problems.append(f"{notebook}: links to {target}, which has no page on the site")
         return match[0]
 
-    source = _CHAPTER_LINK.sub(chapter, source)
-    source = _NOTEBOOK_LINK.sub(sibling, source)
-    source = _EXERCISES_LINK.sub(f"]({EXERCISES_SECTION})", source)
-    return _OTHER_RELATIVE_LINK.sub(other, source)
+    return _LINK.sub(rewrite, source)
 
 
 def execute(path: Path, notebook: nbformat.NotebookNode) -> None:
@@ -108,32 +117,51 @@ def execute(path: Path, notebook: nbformat.NotebookNode) -> None:
     print(f"  executed {path.name} in {time.monotonic() - started:.1f} s", flush=True)
 
 
-def stage_notebooks(*, run: bool, strict: bool) -> list[Path]:
-    """Write every notebook, executed or not, to the staging folder; return the copies."""
+def stage_notebooks(*, run: bool, strict: bool) -> list[tuple[str, str, str]]:
+    """Write every notebook, executed or not, to the staging folder.
+
+    Returns the (notebook, page, anchor) links into chapters, to check after the build.
+    """
     if STAGING.exists():
         shutil.rmtree(STAGING)
     STAGING.mkdir(parents=True)
     (STAGING / ".gitignore").write_text("# Built by tools/build_docs.py; never committed.\n*\n")
     sources = sorted(NOTEBOOKS.glob("*.ipynb")) if NOTEBOOKS.is_dir() else []
     names = {path.stem for path in sources}
-    staged = []
     problems: list[str] = []
+    chapter_anchors: list[tuple[str, str, str]] = []
+    notebooks = {}
+    # Links first, for every notebook: a broken one fails fast, before minutes of execution.
     for path in sources:
         notebook = nbformat.read(path, as_version=4)
-        # Links first: a broken one fails fast, before minutes of execution.
         for cell in notebook.cells:
             if cell.cell_type == "markdown":
-                cell.source = rewrite_links(cell.source, path.name, names, problems)
-        if problems and strict:
-            raise BuildError("\n".join(problems))
-        if run:
-            execute(path, notebook)
-        target = STAGING / path.name
-        nbformat.write(notebook, target)
-        staged.append(target)
+                cell.source = rewrite_links(
+                    cell.source, path.name, names, problems, chapter_anchors
+                )
+        notebooks[path] = notebook
+    if problems and strict:
+        raise BuildError("\n".join(problems))
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
-    return staged
+    for path, notebook in notebooks.items():
+        if run:
+            execute(path, notebook)
+        nbformat.write(notebook, STAGING / path.name)
+    print(f"  {len(notebooks)} notebook(s) in {STAGING.relative_to(ROOT)}/", flush=True)
+    return chapter_anchors
+
+
+def missing_anchors(chapter_anchors: list[tuple[str, str, str]]) -> list[str]:
+    """The notebooks' links to chapter sections that the built chapter pages lack."""
+    missing = []
+    for notebook, page, anchor in chapter_anchors:
+        built = SITE / ("index.html" if page == "index" else f"{page}/index.html")
+        if not built.is_file() or f'id="{anchor}"' not in built.read_text(encoding="utf-8"):
+            missing.append(
+                f"{notebook}: links to #{anchor} in {page}.md, which has no such section"
+            )
+    return missing
 
 
 def run_mkdocs(*, serve: bool, strict: bool) -> int:
@@ -146,7 +174,9 @@ def run_mkdocs(*, serve: bool, strict: bool) -> int:
             if (ROOT / folder).is_dir():
                 command += ["--watch", folder]
     # From the repository root: snippet paths (my_chat/sse.py) are relative to it.
-    return subprocess.call(command, cwd=ROOT)
+    # Material 9.x prints a notice about MkDocs 2.0 on every run; it is not about this site.
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    return subprocess.call(command, cwd=ROOT, env=env)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,14 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    strict = not args.no_strict
     print(f"Staging notebooks from {NOTEBOOKS.relative_to(ROOT)}/", flush=True)
     try:
-        staged = stage_notebooks(run=not args.no_execute, strict=not args.no_strict)
+        chapter_anchors = stage_notebooks(run=not args.no_execute, strict=strict)
     except BuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"  {len(staged)} notebook(s) in {STAGING.relative_to(ROOT)}/", flush=True)
-    return run_mkdocs(serve=args.serve, strict=not args.no_strict)
+    status = run_mkdocs(serve=args.serve, strict=strict)
+    if status != 0 or args.serve:
+        return status
+    problems = missing_anchors(chapter_anchors)
+    for problem in problems:
+        print(f"{'error' if strict else 'warning'}: {problem}", file=sys.stderr)
+    return 1 if problems and strict else 0
 
 
 if __name__ == "__main__":

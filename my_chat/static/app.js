@@ -224,6 +224,7 @@ function peerButton(name, label) {
   return button;
 }
 
+// --8<-- [start:render]
 function renderMessage(msg) {
   const item = document.createElement("li");
   item.className = "msg";
@@ -272,6 +273,7 @@ function addMessage(msg) {
   insertInOrder(list, renderMessage(msg), msg.id);
   updateLoadOlder();
 }
+// --8<-- [end:render]
 
 function addSystemLine(text) {
   const item = document.createElement("li");
@@ -373,6 +375,7 @@ function parseData(event) {
   }
 }
 
+// --8<-- [start:open-stream]
 function openStream() {
   closeStream();
   clearTimeout(state.retryTimer);
@@ -452,6 +455,7 @@ function openStream() {
     }
   });
 }
+// --8<-- [end:open-stream]
 
 function scheduleRetry() {
   clearTimeout(state.retryTimer);
@@ -545,6 +549,7 @@ async function onAuthSubmit(event) {
   enterChat(result.data.username);
 }
 
+// --8<-- [start:send]
 async function onSend(event) {
   event.preventDefault();
   const input = $("message-input");
@@ -564,6 +569,7 @@ async function onSend(event) {
   }
   input.focus();
 }
+// --8<-- [end:send]
 
 async function onLogout() {
   const name = state.me;

@@ -1,0 +1,97 @@
+"""The benchmark's quick run (N = 200): every frame reaches every stream, and the JSON is whole.
+
+Nothing here is about speed; the benchmark reports speed, tests do not judge it. The quick run
+starts my_chat and the reference server as real subprocesses and holds real sockets from the
+load-generator processes, exactly as ``make bench`` does, only smaller.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TOP_LEVEL_KEYS = {
+    "schema",
+    "created",
+    "machine",
+    "settings",
+    "chat",
+    "sizes",
+    "targets",
+    "targets_n",
+    "duration_s",
+}
+MACHINE_KEYS = {"cpu_count", "cpu_model", "python", "aiohttp", "uvloop_servers", "uvloop_loadgen"}
+SIDE_KEYS = {"connect", "memory", "push", "ramp", "sign_in_s", "server_stats"}
+LATENCY_KEYS = {"p50_ms", "p99_ms", "max_ms", "quantiles_ms"}
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    output = tmp_path_factory.mktemp("bench") / "quick.json"
+    finished = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert finished.returncode == 0, finished.stderr[-4000:]
+    return json.loads(output.read_text()), finished.stdout
+
+
+@pytest.mark.timeout(300)
+def test_every_stream_gets_every_broadcast_from_both_servers(quick_report) -> None:
+    report, _ = quick_report
+    (size,) = report["sizes"]
+    assert size["n"] == 200
+    for side, phases in (("my_chat", ("push", "chat")), ("reference", ("push",))):
+        assert size[side]["connect"]["live"] == 200, size[side]["connect"]
+        for phase in phases:
+            result = size[side][phase]
+            assert result["all_delivered"], (side, phase, result)
+            assert result["streams_with_all"] == 200
+            assert result["delivered"] == result["expected"] == 200 * result["broadcasts"]
+            assert result["streams_with_extra"] == 0
+
+
+@pytest.mark.timeout(300)
+def test_every_chat_message_reaches_all_hundred_clients(quick_report) -> None:
+    report, _ = quick_report
+    for side in ("my_chat", "reference"):
+        result = report["chat"][side]
+        assert result["streams"] == 100
+        assert result["all_delivered"], (side, result)
+        assert result["delivered"] == 100 * report["settings"]["chat_messages"]
+
+
+@pytest.mark.timeout(300)
+def test_report_has_the_expected_shape(quick_report) -> None:
+    report, printed = quick_report
+    assert report.keys() >= TOP_LEVEL_KEYS
+    assert report["machine"].keys() >= MACHINE_KEYS
+    assert report["settings"]["sizes"] == [200]
+    (size,) = report["sizes"]
+    for side in ("my_chat", "reference"):
+        assert size[side].keys() >= SIDE_KEYS
+        assert size[side]["push"]["latency"].keys() >= LATENCY_KEYS
+        assert len(size[side]["push"]["latency"]["quantiles_ms"]) == 101
+        assert size[side]["memory"]["rss_after"] > 0
+        assert size[side]["ramp"]["steps"], "the ramp ran at least one step"
+    assert "chat" in size["my_chat"]
+    assert "push p99 (ms)" in size["ratio"]
+    assert {target["name"] for target in report["targets"]} >= {
+        "memory <= 16 KB per idle authenticated connection",
+        "chat POST to delivery p50 < 5 ms (100 clients)",
+    }
+    assert all(target["passed"] in (True, False, None) for target in report["targets"])
+    assert "Targets" in printed and "my_chat" in printed and "reference" in printed

@@ -1,0 +1,320 @@
+"""Scaling out over Redis: several ``python -m my_chat`` processes sharing one real redis-server.
+
+Every test starts its own redis-server (persistence on, see ``tests/redis_server.py``) and
+my_chat processes on free ports, and talks to them over HTTP like any client. The checks
+that matter: each stream gets every message it may see exactly once and in id order, across
+processes, across a process killed with ``kill -9``, and across a Redis restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from my_chat.serve import free_port
+from tests.chat_client import PASSWORD, ChatClient, ServerProcess, Stream, client_session
+from tests.conftest import SERVICE_KEY
+from tests.redis_server import RedisServer, redis_server_path
+
+pytestmark = pytest.mark.redis
+
+JWT_SECRET = "jwt-secret-shared-by-every-process-0123456789"
+PRESENCE_TTL = 1.5  # seconds: a killed process's users are gone soon after
+WAIT = 10.0  # seconds any one awaited thing may take before the test fails
+
+
+@pytest.fixture
+def redis(tmp_path: Path):
+    if redis_server_path() is None:
+        pytest.fail(
+            "redis-server is not installed, and the Redis tests need a real one: "
+            "apt-get install redis-server (or put redis-server on PATH)"
+        )
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+async def start_processes(server_process, tmp_path: Path, redis: RedisServer, count: int):
+    """``count`` my_chat processes on one Redis, started side by side."""
+    env = {"MY_CHAT_JWT_SECRET": JWT_SECRET, "MY_CHAT_PRESENCE_TTL": str(PRESENCE_TTL)}
+    return await asyncio.gather(
+        *(
+            asyncio.to_thread(
+                server_process, "--redis", redis.url, data_dir=tmp_path / f"chat-{i}", env=env
+            )
+            for i in range(count)
+        )
+    )
+
+
+def message_ids(stream: Stream) -> list[int]:
+    return [json.loads(event.data)["id"] for event in stream.received if event.type == "message"]
+
+
+def events_of(stream: Stream, event_type: str) -> list[dict]:
+    return [json.loads(event.data) for event in stream.received if event.type == event_type]
+
+
+async def until(condition, what: str, timeout: float = WAIT) -> None:
+    """Wait until ``condition()`` is true (it may be async); fail naming ``what`` if not."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def until_message(stream: Stream, message_id: int, who: str) -> None:
+    await until(lambda: message_id in message_ids(stream), f"message {message_id} to reach {who}")
+
+
+def assert_exactly_once_in_order(stream: Stream, expected: list[int], who: str) -> None:
+    received = message_ids(stream)
+    duplicates = sorted({i for i in received if received.count(i) > 1})
+    assert not duplicates, f"{who} got messages {duplicates} more than once: {received}"
+    assert received == sorted(received), f"{who} got messages out of id order: {received}"
+    assert received == sorted(expected), f"{who} got {received}, expected {sorted(expected)}"
+
+
+async def online(client: ChatClient) -> list[str]:
+    status, body = await client.request("GET", "/api/online")
+    assert status == 200, body
+    return body["users"]
+
+
+async def test_processes_share_one_chat(redis, server_process, tmp_path):
+    a, b = await start_processes(server_process, tmp_path, redis, 2)
+    service = {"Authorization": f"Bearer {SERVICE_KEY}"}
+    async with client_session() as session:
+        alice = await ChatClient(a.url, session).signup("alice")
+        bob = await ChatClient(b.url, session).signup("bob")
+        carol = await ChatClient(b.url, session).signup("carol")
+
+        # Accounts are shared: alice signs in on B, names are unique regardless of case,
+        # and a token from one process is good on the other.
+        assert (await ChatClient(b.url, session).login("ALICE")).username == "alice"
+        status, body = await ChatClient(a.url, session).request(
+            "POST", "/api/signup", json={"username": "Bob", "password": PASSWORD}
+        )
+        assert status == 409, body
+        assert (await ChatClient(b.url, session).request("GET", "/api/me", headers=alice.auth))[
+            1
+        ] == {"username": "alice"}
+
+        alice_stream = await alice.open_stream()  # on A
+        bob_stream = await bob.open_stream()  # on B
+        carol_stream = await carol.open_stream()  # on B
+
+        # Presence crosses processes: alice, on A, hears that carol came online on B.
+        def carol_online_for_alice():
+            return [p for p in events_of(alice_stream, "presence") if p["user"] == "carol"]
+
+        await until(carol_online_for_alice, "alice to hear that carol came online")
+        assert carol_online_for_alice()[0] == {
+            "user": "carol",
+            "online": True,
+            "users": ["alice", "bob", "carol"],
+        }
+        assert await online(alice) == await online(bob) == ["alice", "bob", "carol"]
+
+        room = [
+            (await alice.send("hello from A"))["id"],
+            (await bob.send("hello from B"))["id"],
+            (await carol.send("hello from B too"))["id"],
+        ]
+        alice_to_bob = (await alice.send("just for bob", to="bob"))["id"]
+        bob_to_alice = (await bob.send("just for alice", to="alice"))["id"]
+        last = (await carol.send("the last one"))["id"]
+        room.append(last)
+        for stream, who in [(alice_stream, "alice"), (bob_stream, "bob"), (carol_stream, "carol")]:
+            await until_message(stream, last, who)
+        assert_exactly_once_in_order(alice_stream, [*room, alice_to_bob, bob_to_alice], "alice")
+        assert_exactly_once_in_order(bob_stream, [*room, alice_to_bob, bob_to_alice], "bob")
+        assert_exactly_once_in_order(carol_stream, room, "carol")
+
+        # The history is shared too, with the same privacy.
+        status, body = await carol.request("GET", "/api/history")
+        assert [m["id"] for m in body["messages"]] == room
+        status, body = await ChatClient(a.url, session).request(
+            "GET", "/api/history", headers=bob.auth
+        )
+        assert sorted(m["id"] for m in body["messages"]) == sorted(
+            [*room, alice_to_bob, bob_to_alice]
+        )
+
+        # The push API on A reaches bob on B, and counts his one connection there.
+        async with session.post(
+            f"{a.url}/api/push",
+            headers=service,
+            json={"user_ids": ["bob"], "event": "order_created", "data": {"order_no": "123"}},
+        ) as response:
+            assert response.status == 202
+            assert await response.json() == {"queued": 1}
+        assert await bob_stream.next_json("order_created", WAIT) == {"order_no": "123"}
+        # A broadcast from B reaches everyone, on both processes; the events stream keeps its
+        # order, so once alice and carol have it, they would have had the push too.
+        async with session.post(
+            f"{b.url}/api/broadcast",
+            headers=service,
+            json={"event": "maintenance", "data": {"at": "22:00"}},
+        ) as response:
+            assert response.status == 202
+            assert await response.json() == {"queued": 3}
+        for stream in (alice_stream, bob_stream, carol_stream):
+            assert await stream.next_json("maintenance", WAIT) == {"at": "22:00"}
+        assert not events_of(alice_stream, "order_created")
+        assert not events_of(carol_stream, "order_created")
+
+        # Resume on the other process: alice leaves A, misses two messages, comes back on B.
+        last_seen = message_ids(alice_stream)[-1]
+        alice_stream.close()
+        await until(
+            lambda: [p for p in events_of(bob_stream, "presence") if p["online"] is False],
+            "bob to hear that alice went offline",
+        )
+        missed = [(await bob.send(f"while alice is away {i}"))["id"] for i in range(2)]
+        alice_on_b = ChatClient(b.url, session)
+        alice_on_b.username, alice_on_b.token = alice.username, alice.token
+        resumed = await alice_on_b.open_stream(last_event_id=last_seen)
+        after = (await carol.send("after alice is back"))["id"]
+        await until_message(resumed, after, "alice on B")
+        assert_exactly_once_in_order(resumed, [*missed, after], "alice, resumed on B")
+        resumed.close()
+        bob_stream.close()
+        carol_stream.close()
+
+
+async def test_a_killed_process_loses_nothing(redis, server_process, tmp_path):
+    a, b = await start_processes(server_process, tmp_path, redis, 2)
+    async with client_session() as session:
+        alice = await ChatClient(a.url, session).signup("alice")
+        dave = await ChatClient(a.url, session).signup("dave")
+        bob = await ChatClient(b.url, session).signup("bob")
+        alice_stream = await alice.open_stream()
+        dave_stream = await dave.open_stream()
+        bob_stream = await bob.open_stream()
+        await until(
+            lambda: len(events_of(bob_stream, "presence")) >= 3, "bob to see everyone online"
+        )
+
+        before = [(await bob.send("one"))["id"], (await alice.send("two"))["id"]]
+        await until_message(alice_stream, before[-1], "alice")
+        last_seen = message_ids(alice_stream)[-1]
+
+        a.kill()  # kill -9: no goodbye, no presence events from A
+        await asyncio.wait_for(alice_stream.ended.wait(), WAIT)
+        await asyncio.wait_for(dave_stream.ended.wait(), WAIT)
+        during = [(await bob.send(f"while A is dead {i}"))["id"] for i in range(3)]
+
+        # alice reconnects to B with her token from A and the last id she saw; dave never does.
+        alice_on_b = ChatClient(b.url, session)
+        alice_on_b.username, alice_on_b.token = alice.username, alice.token
+        resumed = await alice_on_b.open_stream(last_event_id=last_seen)
+        after = (await bob.send("after the reconnection"))["id"]
+        await until_message(resumed, after, "alice on B")
+        assert_exactly_once_in_order(alice_stream, before, "alice on A")
+        assert_exactly_once_in_order(resumed, [*during, after], "alice after reconnecting")
+        await until_message(bob_stream, after, "bob")
+        assert_exactly_once_in_order(bob_stream, [*before, *during, after], "bob")
+
+        # A's users drop out of the online list once its deadline passes, except alice, who
+        # is on B now; bob hears that dave went offline.
+        async def only_alice_and_bob() -> bool:
+            return await online(bob) == ["alice", "bob"]
+
+        await until(only_alice_and_bob, "dave to leave the online list", PRESENCE_TTL * 3 + WAIT)
+        await until(
+            lambda: {"user": "dave", "online": False, "users": ["alice", "bob"]}
+            in events_of(bob_stream, "presence"),
+            "bob to hear that dave went offline",
+        )
+        resumed.close()
+        bob_stream.close()
+
+
+async def test_a_redis_restart_loses_no_acknowledged_message(redis, server_process, tmp_path):
+    a, b = await start_processes(server_process, tmp_path, redis, 2)
+    async with client_session() as session:
+        alice = await ChatClient(a.url, session).signup("alice")
+        bob = await ChatClient(b.url, session).signup("bob")
+        alice_stream = await alice.open_stream()
+        bob_stream = await bob.open_stream()
+
+        acknowledged: list[int] = []
+        refused: list[tuple[int, object]] = []
+        stop = asyncio.Event()
+
+        async def keep_sending() -> None:
+            timeout = aiohttp.ClientTimeout(total=WAIT)  # a POST must never hang
+            i = 0
+            while not stop.is_set():
+                sender = (alice, bob)[i % 2]
+                status, body = await sender.request(
+                    "POST", "/api/messages", json={"text": f"message {i}"}, timeout=timeout
+                )
+                if status == 201:
+                    acknowledged.append(body["id"])
+                else:
+                    refused.append((status, body))
+                i += 1
+                await asyncio.sleep(0.01)
+
+        sender = asyncio.create_task(keep_sending())
+        try:
+            await until(lambda: len(acknowledged) >= 10, "messages before the restart")
+            redis.stop()
+            # Down long enough for several POSTs to fail and for the readers to back off, so
+            # that messages are acknowledged after the restart before the readers are back.
+            refused_before = len(refused)
+            await until(lambda: len(refused) >= refused_before + 3, "POSTs to fail while down")
+            redis.start()
+            acknowledged_before = len(acknowledged)
+            await until(
+                lambda: len(acknowledged) >= acknowledged_before + 10, "messages after the restart"
+            )
+        finally:
+            stop.set()
+            await sender
+        assert refused, "no POST failed: Redis was not really down"
+        for status, body in refused:
+            assert status == 503 and body["error"] == "redis_unavailable", (status, body)
+
+        last = (await alice.send("the end"))["id"]
+        for stream, who in [(alice_stream, "alice"), (bob_stream, "bob")]:
+            await until_message(stream, last, who)
+            received = message_ids(stream)
+            assert len(received) == len(set(received)), f"{who} got duplicates: {received}"
+            assert received == sorted(received), f"{who} got messages out of order: {received}"
+            lost = sorted(set(acknowledged) - set(received))
+            assert not lost, f"{who} never got acknowledged messages {lost}"
+        alice_stream.close()
+        bob_stream.close()
+
+
+def test_without_redis_at_start_up_exit_code_2(tmp_path):
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    result = subprocess.run(
+        [sys.executable, "-m", "my_chat", "--port", str(free_port()), "--data-dir",
+         str(tmp_path / "data"), "--redis", unreachable],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**ServerProcess(tmp_path).env, "MY_CHAT_JWT_SECRET": JWT_SECRET},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert f"cannot reach Redis at {unreachable}" in output
+    assert "Traceback" not in output
