@@ -667,6 +667,8 @@ async def ramp_step(
     """Broadcast at ``rate`` deliveries per second for about ``step_seconds``; did it hold?"""
     phase = new_phase()
     streams = await pool.arm(phase)
+    if not streams:
+        raise RuntimeError("no live streams left to broadcast to")
     per_second = rate / streams
     broadcasts = max(min_broadcasts, round(per_second * step_seconds))
     interval = 1.0 / per_second
@@ -1241,9 +1243,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for n in args.size_list:
                 size: dict[str, Any] = {"n": n}
                 for target in targets:
-                    size[target.name] = await measure_size(
-                        session, pool, target, n, args, new_phase
-                    )
+                    try:
+                        size[target.name] = await measure_size(
+                            session, pool, target, n, args, new_phase
+                        )
+                    except (RuntimeError, OSError, aiohttp.ClientError) as error:
+                        # One server failing at one size should not lose the other figures.
+                        log(f"  {target.name} N={n:,} failed: {error}")
+                        size[target.name] = {"n": n, "error": str(error)}
                 size["ratio"] = comparisons(size)
                 report["sizes"].append(size)
     finally:
@@ -1267,7 +1274,11 @@ def main(argv: list[str] | None = None) -> int:
         f"bench: sizes {args.size_list}, targets {args.target_list}, "
         f"{args.workers} load-generator processes, open-file limit {limit[0]}"
     )
-    report = asyncio.run(asyncio.wait_for(run(args), args.timeout))
+    try:
+        report = asyncio.run(asyncio.wait_for(run(args), args.timeout))
+    except TimeoutError:
+        log(f"bench: gave up after {args.timeout:.0f} s (--timeout); no results written")
+        return 2
     report["settings"] = settings
     report["created"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     text = table(report)

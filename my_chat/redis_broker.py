@@ -475,7 +475,6 @@ class RedisBroker:
                     lost_at = time.monotonic()
                     logger.warning("lost the connection to Redis (%s); reconnecting", error)
                 await asyncio.sleep(backoff)
-                self._message_position = '$'  # MUTATION
                 backoff = min(backoff * 2, 1.0)
                 continue
             if lost_at is not None:

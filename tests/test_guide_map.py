@@ -40,8 +40,9 @@ def test_every_heading_of_the_guide_is_on_the_map():
     missing = []
     for heading in seed_headings():
         # The guide's copy has a few damaged characters; the map shows them repaired.
-        best = max((difflib.SequenceMatcher(None, heading, row).ratio() for row in mapped),
-                   default=0)
+        best = max(
+            (difflib.SequenceMatcher(None, heading, row).ratio() for row in mapped), default=0
+        )
         if best < 0.8:
             missing.append(heading)
     assert not missing, f"guide headings with no row in chapters/guide-map.md: {missing}"

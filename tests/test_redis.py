@@ -48,7 +48,10 @@ async def start_processes(server_process, tmp_path: Path, redis: RedisServer, co
     return await asyncio.gather(
         *(
             asyncio.to_thread(
-                server_process, "--redis", redis.url, data_dir=tmp_path / f"chat-{i}", env=env
+                server_process,
+                *("--redis", redis.url, "--message-burst", "1000", "--message-rate", "1000"),
+                data_dir=tmp_path / f"chat-{i}",
+                env=env,
             )
             for i in range(count)
         )
@@ -318,3 +321,36 @@ def test_without_redis_at_start_up_exit_code_2(tmp_path):
     assert result.returncode == 2, output
     assert f"cannot reach Redis at {unreachable}" in output
     assert "Traceback" not in output
+
+
+async def test_reconnecting_while_messages_flow(redis, server_process, tmp_path):
+    """Resume again and again on A while B keeps accepting messages: no gap, no duplicate."""
+    a, b = await start_processes(server_process, tmp_path, redis, 2)
+    async with client_session() as session:
+        alice = await ChatClient(a.url, session).signup("alice")
+        bob = await ChatClient(b.url, session).signup("bob")
+        acknowledged: list[int] = []
+        stop = asyncio.Event()
+
+        async def keep_sending() -> None:
+            while not stop.is_set():
+                acknowledged.append((await bob.send(f"message {len(acknowledged)}"))["id"])
+
+        sender = asyncio.create_task(keep_sending())
+        received: list[int] = []
+        last_seen = 0
+        try:
+            for _ in range(40):
+                stream = await alice.open_stream(last_event_id=last_seen)
+                await until(lambda: message_ids(stream), "a message on the resumed stream")  # noqa: B023
+                stream.close()
+                await asyncio.wait_for(stream.ended.wait(), WAIT)
+                received += message_ids(stream)
+                last_seen = received[-1]
+        finally:
+            stop.set()
+            await sender
+        duplicates = sorted({i for i in received if received.count(i) > 1})
+        assert not duplicates, f"resumed streams repeated messages {duplicates}"
+        assert received == sorted(received)
+        assert received == acknowledged[: len(received)], "resumed streams skipped messages"

@@ -20,14 +20,25 @@ pytestmark = [pytest.mark.browser, pytest.mark.needs_solutions]
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 # Material swaps each <pre class="mermaid"> for a <div class="mermaid"> and draws the diagram
 # into that div's closed shadow root: rendered means a div with no source text left in it.
 RENDERED = "el => el.tagName === 'DIV' && el.textContent.trim() === ''"
-ERROR_TEXTS = ("Traceback (most recent call last)", "Syntax error in text", "--8<--",
-               "CellExecutionError", "Error rendering")
+ERROR_TEXTS = (
+    "Traceback (most recent call last)",
+    "Syntax error in text",
+    "--8<--",
+    "CellExecutionError",
+    "Error rendering",
+)
 
 
 def site_pages() -> list[str]:
@@ -75,7 +86,7 @@ async def test_every_page_renders_cleanly():
                 problems.append(f"{where}: status {response and response.status}")
                 continue
             # Mermaid renders asynchronously; give it the time it needs.
-                    with contextlib.suppress(PlaywrightTimeout):
+            with contextlib.suppress(PlaywrightTimeout):
                 await page.wait_for_function(
                     f"() => [...document.querySelectorAll('.mermaid')].every({RENDERED})",
                     timeout=15_000,
@@ -95,7 +106,8 @@ async def test_every_page_renders_cleanly():
                     isNotebook: !!document.querySelector('.jp-Notebook, .jupyter-wrapper'),
                     stderr: document.querySelectorAll(
                         '[data-mime-type="application/vnd.jupyter.stderr"]').length,
-                })""" % (RENDERED, RENDERED)
+                })"""
+                % (RENDERED, RENDERED)
             )
             for image in report["brokenImages"]:
                 problems.append(f"{where}: broken image {image}")
