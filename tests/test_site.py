@@ -35,7 +35,7 @@ RENDERED = "el => el.tagName === 'DIV' && el.textContent.trim() === ''"
 ERROR_TEXTS = (
     "Traceback (most recent call last)",
     "Syntax error in text",
-    "--8<--",
+    '--8<-- "',  # an include that was not processed
     "CellExecutionError",
     "Error rendering",
 )
@@ -106,8 +106,7 @@ async def test_every_page_renders_cleanly():
                     isNotebook: !!document.querySelector('.jp-Notebook, .jupyter-wrapper'),
                     stderr: document.querySelectorAll(
                         '[data-mime-type="application/vnd.jupyter.stderr"]').length,
-                })"""
-                % (RENDERED, RENDERED)
+                })""".replace("%s", RENDERED)
             )
             for image in report["brokenImages"]:
                 problems.append(f"{where}: broken image {image}")
