@@ -344,7 +344,6 @@ class RedisBroker:
         self._message_position = "0-0"
         self._event_position = "0-0"
         self.delivered_message_id = 0
-        self.store.replay_limit = lambda: self.delivered_message_id
         self._waiting_publishers: list[tuple[int, asyncio.Future[None]]] = []
         # Presence reports go out one at a time, so Redis sees them in the order they happened.
         self._presence_lock = asyncio.Lock()

@@ -324,7 +324,11 @@ def test_without_redis_at_start_up_exit_code_2(tmp_path):
 
 
 async def test_reconnecting_while_messages_flow(redis, server_process, tmp_path):
-    """Resume again and again on A while B keeps accepting messages: no gap, no duplicate."""
+    """Resume again and again on A while B keeps accepting messages: no gap, no duplicate.
+
+    A message B has just stored may not have reached A's reader yet when A replays the
+    history to a reconnecting client; it must then come once, not by both roads.
+    """
     a, b = await start_processes(server_process, tmp_path, redis, 2)
     async with client_session() as session:
         alice = await ChatClient(a.url, session).signup("alice")
@@ -336,11 +340,11 @@ async def test_reconnecting_while_messages_flow(redis, server_process, tmp_path)
             while not stop.is_set():
                 acknowledged.append((await bob.send(f"message {len(acknowledged)}"))["id"])
 
-        sender = asyncio.create_task(keep_sending())
+        senders = [asyncio.create_task(keep_sending()) for _ in range(3)]
         received: list[int] = []
         last_seen = 0
         try:
-            for _ in range(40):
+            for _ in range(50):
                 stream = await alice.open_stream(last_event_id=last_seen)
                 await until(lambda: message_ids(stream), "a message on the resumed stream")  # noqa: B023
                 stream.close()
@@ -349,8 +353,9 @@ async def test_reconnecting_while_messages_flow(redis, server_process, tmp_path)
                 last_seen = received[-1]
         finally:
             stop.set()
-            await sender
+            await asyncio.gather(*senders)
         duplicates = sorted({i for i in received if received.count(i) > 1})
         assert not duplicates, f"resumed streams repeated messages {duplicates}"
-        assert received == sorted(received)
-        assert received == acknowledged[: len(received)], "resumed streams skipped messages"
+        assert received == sorted(received), "resumed streams went back in time"
+        expected = [i for i in sorted(acknowledged) if i <= received[-1]]
+        assert received == expected, "resumed streams skipped messages"
