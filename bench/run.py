@@ -936,6 +936,8 @@ def machine_info(uvloop_servers: bool, uvloop_loadgen: bool) -> dict[str, Any]:
         "uvloop_servers": uvloop_servers,
         "uvloop_loadgen": uvloop_loadgen,
         "open_file_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        # Other work on the machine skews every figure; the load average says how much.
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -1258,6 +1260,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         shutil.rmtree(workdir, ignore_errors=True)
     report["targets_n"], report["targets"] = check_targets(report)
     report["duration_s"] = round(time.monotonic() - started, 1)
+    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
 
 

@@ -344,6 +344,7 @@ class RedisBroker:
         self._message_position = "0-0"
         self._event_position = "0-0"
         self.delivered_message_id = 0
+        self.store.replay_limit = lambda: self.delivered_message_id
         self._waiting_publishers: list[tuple[int, asyncio.Future[None]]] = []
         # Presence reports go out one at a time, so Redis sees them in the order they happened.
         self._presence_lock = asyncio.Lock()
@@ -383,9 +384,10 @@ class RedisBroker:
         except (RedisError, OSError) as error:
             await redis.aclose()
             await listener.aclose()
+            reason = str(error).rstrip(".")
             raise StartupError(
-                f"cannot reach Redis at {redacted(url)}: {str(error).rstrip('.')}. Start redis-server "
-                "there, or run without --redis for the single-process mode."
+                f"cannot reach Redis at {redacted(url)}: {reason}. Start redis-server there, "
+                "or run without --redis for the single-process mode."
             ) from None
         logger.info("sharing the chat through Redis at %s", redacted(url))
         return cls(redis, listener, settings, manager, parts, presence_ttl)

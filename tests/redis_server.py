@@ -25,7 +25,7 @@ dir {folder}
 daemonize no
 save ""
 appendonly yes
-appendfsync always
+appendfsync {appendfsync}
 logfile {folder}/redis.log
 """
 
@@ -39,7 +39,7 @@ def redis_server_path() -> str | None:
 class RedisServer:
     """``redis-server`` in a child process; ``restart()`` keeps its port and its data."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, appendfsync: str = "always") -> None:
         executable = redis_server_path()
         if executable is None:
             raise RuntimeError(
@@ -49,6 +49,8 @@ class RedisServer:
         self.executable = executable
         self.folder = folder
         self.port = port or free_port()
+        # "always" for the tests; the Redis-hop measurement also tries "everysec".
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen | None = None
 
     @property
@@ -58,7 +60,9 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         config = self.folder / "redis.conf"
-        config.write_text(CONFIG.format(port=self.port, folder=self.folder))
+        config.write_text(
+            CONFIG.format(port=self.port, folder=self.folder, appendfsync=self.appendfsync)
+        )
         self.process = subprocess.Popen(
             [self.executable, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
         )

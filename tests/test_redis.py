@@ -17,7 +17,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from redis.asyncio import Redis
 
+from my_chat.accounts import UsernameTaken
+from my_chat.events import Message
+from my_chat.redis_store import RedisAccountStore, RedisMessageStore
 from my_chat.serve import free_port
 from tests.chat_client import PASSWORD, ChatClient, ServerProcess, Stream, client_session
 from tests.conftest import SERVICE_KEY
@@ -31,7 +35,7 @@ WAIT = 10.0  # seconds any one awaited thing may take before the test fails
 
 
 @pytest.fixture
-def redis(tmp_path: Path):
+def redis_server(tmp_path: Path):
     if redis_server_path() is None:
         pytest.fail(
             "redis-server is not installed, and the Redis tests need a real one: "
@@ -98,8 +102,64 @@ async def online(client: ChatClient) -> list[str]:
     return body["users"]
 
 
-async def test_processes_share_one_chat(redis, server_process, tmp_path):
-    a, b = await start_processes(server_process, tmp_path, redis, 2)
+async def test_the_redis_stores_keep_the_sqlite_stores_contract(redis_server):
+    """The stream as message store: ids, visibility, paging, retention, the replay limit."""
+    client = Redis.from_url(redis_server.url)
+    try:
+        store = RedisMessageStore(client, retention_count=0)
+        kept: list[Message] = []  # what the store should hold, worked out in plain Python
+        for i in range(1300):  # more than one SCAN_PAGE, with private messages sprinkled in
+            sender = ("alice", "bob", "carol")[i % 3]
+            to = "bob" if i % 7 == 0 and sender != "bob" else None
+            kept.append(await store.append(sender, f"message {i}", to, 1000 + i))
+        assert [m.id for m in kept] == list(range(1, 1301))
+
+        def visible(viewer: str) -> list[Message]:
+            return [m for m in kept if m.to is None or viewer in (m.sender, m.to)]
+
+        async def check_queries() -> None:
+            for viewer in ("alice", "bob", "carol", "dave"):
+                mine = visible(viewer)
+                for last_id, limit in [(0, 50), (600, 1000), (1299, 10), (1300, 10)]:
+                    expected = [m for m in mine if m.id > last_id][:limit]
+                    assert await store.after(last_id, viewer, limit) == expected
+                for before_id, limit in [(None, 20), (700, 600), (2, 5), (1, 5)]:
+                    expected = [m for m in mine if before_id is None or m.id < before_id]
+                    assert await store.before(before_id, viewer, limit) == expected[-limit:]
+                assert await store.latest(viewer, 5) == mine[-5:]
+
+        await check_queries()
+        # Replay stops at what this process's reader has delivered; history does not.
+        store.replay_limit = lambda: 10
+        assert [m.id for m in await store.after(0, "bob", 100)] == list(range(1, 11))
+        assert [m.id for m in await store.latest("bob", 3)] == [8, 9, 10]
+        assert len(await store.before(None, "bob", 3)) == 3
+        assert (await store.before(None, "bob", 3))[-1].id == 1300
+        store.replay_limit = None
+
+        assert await store.prune(1000, None) == 300
+        kept = kept[300:]
+        await check_queries()
+        assert await store.prune(0, 1000 + 500) == 200  # timestamps below 1500: ids 301..500
+        kept = kept[200:]
+        await check_queries()
+        assert await store.prune(1000, 1000) == 0
+
+        accounts = RedisAccountStore(client)
+        await accounts.create("Alice", PASSWORD, 0)
+        with pytest.raises(UsernameTaken):
+            await accounts.create("alice", "another password", 0)
+        assert await accounts.check_password("ALICE", PASSWORD) == "Alice"
+        assert await accounts.check_password("alice", "wrong password") is None
+        assert await accounts.check_password("nobody", PASSWORD) is None
+        assert await accounts.canonical_name("aLiCe") == "Alice"
+        assert await accounts.canonical_name("nobody") is None
+    finally:
+        await client.aclose()
+
+
+async def test_processes_share_one_chat(redis_server, server_process, tmp_path):
+    a, b = await start_processes(server_process, tmp_path, redis_server, 2)
     service = {"Authorization": f"Bearer {SERVICE_KEY}"}
     async with client_session() as session:
         alice = await ChatClient(a.url, session).signup("alice")
@@ -181,6 +241,19 @@ async def test_processes_share_one_chat(redis, server_process, tmp_path):
         assert not events_of(alice_stream, "order_created")
         assert not events_of(carol_stream, "order_created")
 
+        # carol opens and closes a second stream, on A: she was online all along (on B), so
+        # nobody hears about it. (A reports presence changes in order, so once bob hears
+        # that alice left A, he would have heard about carol's second stream.)
+        carol_on_a = ChatClient(a.url, session)
+        carol_on_a.username, carol_on_a.token = carol.username, carol.token
+        (await carol_on_a.open_stream()).close()
+
+        async def a_saw_it_close() -> bool:
+            _, stats = await alice.request("GET", "/api/stats", headers=service)
+            return stats["connections_closed"] == 1
+
+        await until(a_saw_it_close, "A to see carol's second stream close")
+
         # Resume on the other process: alice leaves A, misses two messages, comes back on B.
         last_seen = message_ids(alice_stream)[-1]
         alice_stream.close()
@@ -188,6 +261,10 @@ async def test_processes_share_one_chat(redis, server_process, tmp_path):
             lambda: [p for p in events_of(bob_stream, "presence") if p["online"] is False],
             "bob to hear that alice went offline",
         )
+        carol_changes = [
+            p["online"] for p in events_of(bob_stream, "presence") if p["user"] == "carol"
+        ]
+        assert carol_changes == [True], "carol's second stream was announced"
         missed = [(await bob.send(f"while alice is away {i}"))["id"] for i in range(2)]
         alice_on_b = ChatClient(b.url, session)
         alice_on_b.username, alice_on_b.token = alice.username, alice.token
@@ -200,8 +277,8 @@ async def test_processes_share_one_chat(redis, server_process, tmp_path):
         carol_stream.close()
 
 
-async def test_a_killed_process_loses_nothing(redis, server_process, tmp_path):
-    a, b = await start_processes(server_process, tmp_path, redis, 2)
+async def test_a_killed_process_loses_nothing(redis_server, server_process, tmp_path):
+    a, b = await start_processes(server_process, tmp_path, redis_server, 2)
     async with client_session() as session:
         alice = await ChatClient(a.url, session).signup("alice")
         dave = await ChatClient(a.url, session).signup("dave")
@@ -210,7 +287,10 @@ async def test_a_killed_process_loses_nothing(redis, server_process, tmp_path):
         dave_stream = await dave.open_stream()
         bob_stream = await bob.open_stream()
         await until(
-            lambda: len(events_of(bob_stream, "presence")) >= 3, "bob to see everyone online"
+            lambda: any(
+                p["users"] == ["alice", "bob", "dave"] for p in events_of(bob_stream, "presence")
+            ),
+            "bob to see everyone online",
         )
 
         before = [(await bob.send("one"))["id"], (await alice.send("two"))["id"]]
@@ -240,16 +320,20 @@ async def test_a_killed_process_loses_nothing(redis, server_process, tmp_path):
 
         await until(only_alice_and_bob, "dave to leave the online list", PRESENCE_TTL * 3 + WAIT)
         await until(
-            lambda: {"user": "dave", "online": False, "users": ["alice", "bob"]}
-            in events_of(bob_stream, "presence"),
+            lambda: (
+                {"user": "dave", "online": False, "users": ["alice", "bob"]}
+                in events_of(bob_stream, "presence")
+            ),
             "bob to hear that dave went offline",
         )
         resumed.close()
         bob_stream.close()
 
 
-async def test_a_redis_restart_loses_no_acknowledged_message(redis, server_process, tmp_path):
-    a, b = await start_processes(server_process, tmp_path, redis, 2)
+async def test_a_redis_restart_loses_no_acknowledged_message(
+    redis_server, server_process, tmp_path
+):
+    a, b = await start_processes(server_process, tmp_path, redis_server, 2)
     async with client_session() as session:
         alice = await ChatClient(a.url, session).signup("alice")
         bob = await ChatClient(b.url, session).signup("bob")
@@ -278,12 +362,12 @@ async def test_a_redis_restart_loses_no_acknowledged_message(redis, server_proce
         sender = asyncio.create_task(keep_sending())
         try:
             await until(lambda: len(acknowledged) >= 10, "messages before the restart")
-            redis.stop()
+            redis_server.stop()
             # Down long enough for several POSTs to fail and for the readers to back off, so
             # that messages are acknowledged after the restart before the readers are back.
             refused_before = len(refused)
             await until(lambda: len(refused) >= refused_before + 3, "POSTs to fail while down")
-            redis.start()
+            redis_server.start()
             acknowledged_before = len(acknowledged)
             await until(
                 lambda: len(acknowledged) >= acknowledged_before + 10, "messages after the restart"
@@ -309,9 +393,9 @@ async def test_a_redis_restart_loses_no_acknowledged_message(redis, server_proce
 
 def test_without_redis_at_start_up_exit_code_2(tmp_path):
     unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    options = ["--port", str(free_port()), "--data-dir", str(tmp_path / "data")]
     result = subprocess.run(
-        [sys.executable, "-m", "my_chat", "--port", str(free_port()), "--data-dir",
-         str(tmp_path / "data"), "--redis", unreachable],
+        [sys.executable, "-m", "my_chat", *options, "--redis", unreachable],
         capture_output=True,
         text=True,
         timeout=60,
@@ -323,13 +407,13 @@ def test_without_redis_at_start_up_exit_code_2(tmp_path):
     assert "Traceback" not in output
 
 
-async def test_reconnecting_while_messages_flow(redis, server_process, tmp_path):
+async def test_reconnecting_while_messages_flow(redis_server, server_process, tmp_path):
     """Resume again and again on A while B keeps accepting messages: no gap, no duplicate.
 
     A message B has just stored may not have reached A's reader yet when A replays the
     history to a reconnecting client; it must then come once, not by both roads.
     """
-    a, b = await start_processes(server_process, tmp_path, redis, 2)
+    a, b = await start_processes(server_process, tmp_path, redis_server, 2)
     async with client_session() as session:
         alice = await ChatClient(a.url, session).signup("alice")
         bob = await ChatClient(b.url, session).signup("bob")

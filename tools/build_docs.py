@@ -140,6 +140,7 @@ def stage_notebooks(*, run: bool, strict: bool) -> list[tuple[str, str, str]]:
                     cell.source, path.name, names, problems, chapter_anchors
                 )
         notebooks[path] = notebook
+    problems = list(dict.fromkeys(problems))  # one report per broken link target
     if problems and strict:
         raise BuildError("\n".join(problems))
     for problem in problems:
