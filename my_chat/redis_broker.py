@@ -348,6 +348,7 @@ class RedisBroker:
         self._waiting_publishers: list[tuple[int, asyncio.Future[None]]] = []
         # Presence reports go out one at a time, so Redis sees them in the order they happened.
         self._presence_lock = asyncio.Lock()
+        self._presence_out_of_date = False
         self._tasks: list[asyncio.Task] = []
         self._presence = redis.register_script(PRESENCE_SCRIPT)
         self._reap = redis.register_script(REAP_SCRIPT)
@@ -574,7 +575,13 @@ class RedisBroker:
 
     async def _report_presence(self, users: Iterable[str] = (), mode: str = "set") -> None:
         """Tell Redis how many connections these users (all users, unless mode is 'set') have
-        here. A failure is logged, not raised: the next periodic report puts it right."""
+        here. A failure is logged, not raised: the next periodic report puts it right.
+
+        After a failure, single-user reports are skipped until a periodic one gets through:
+        while Redis is down, streams must open and close without waiting for it in turn.
+        """
+        if mode == "set" and self._presence_out_of_date:
+            return
         async with self._presence_lock:
             if mode == "replace":
                 users = self.manager.online_users()
@@ -596,7 +603,13 @@ class RedisBroker:
             except RedisError as error:
                 if mode == "leave":
                     raise
-                logger.warning("could not share who is online (%s); retrying soon", error)
+                if not self._presence_out_of_date:
+                    logger.warning("could not share who is online (%s); retrying soon", error)
+                self._presence_out_of_date = True
+            else:
+                if mode == "replace" and self._presence_out_of_date:
+                    logger.info("who is online here is shared again")
+                    self._presence_out_of_date = False
 
     async def _presence_loop(self) -> None:
         """Push our deadline forward, report our users, and retire processes that died."""
