@@ -7,7 +7,8 @@ PORT ?= 8080
 DEST ?= student-release
 HAS_SOLUTIONS := $(wildcard solutions/__init__.py)
 
-.PHONY: help setup chat chat-exercises test test-fast lint format lab docs docs-build bench \
+PHONY_EXTRA := test-browser test-redis measure-redis-hop
+.PHONY: $(PHONY_EXTRA) help setup chat chat-exercises test lint format lab docs docs-build bench \
         bench-quick check student-release student-release-check clean
 
 help:
@@ -57,6 +58,15 @@ docs-build: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
+
+test-browser: $(STAMP)
+	$(PY) -m pytest -p no:cacheprovider -m browser --ignore=tests/test_site.py
+
+test-redis: $(STAMP)
+	$(PY) -m pytest -p no:cacheprovider -m redis
+
+measure-redis-hop: $(STAMP)
+	$(PY) tools/measure_redis_hop.py $(ARGS)
 
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(ARGS)

@@ -744,7 +744,7 @@ async def ramp(
     args: argparse.Namespace,
     label: str,
 ) -> dict[str, Any]:
-    """Raise the rate step by step until a step fails twice; then try once between the last two.
+    """Raise the rate step by step until a step fails twice; then narrow down by bisection.
 
     A failed step is tried once more before the ramp stops (at most twice per ramp), because
     on a shared two-core machine one stall from another process can sink a single step.
@@ -769,28 +769,37 @@ async def ramp(
         )
         return result
 
+    retried_rate: float | None = None
     while time.monotonic() < deadline and rate <= args.ramp_max:
         result = await step(rate)
         if result["lost_streams"]:
             failed_rate = rate
             break
         if not result["held"]:
-            if retries_left:
+            if retries_left and retried_rate != rate:
                 retries_left -= 1
+                retried_rate = rate
                 continue
             failed_rate = rate
             break
         best = result
         rate *= args.ramp_factor
-    if (
-        best is not None
-        and failed_rate is not None
-        and not steps[-1]["lost_streams"]
-        and time.monotonic() < deadline
-    ):
-        result = await step(math.sqrt(best["target_rate"] * failed_rate))
-        if result["held"] and result["offered_rate"] > best["offered_rate"]:
-            best = result
+    # Narrow the gap between the last rate that held and the first that failed.
+    for _ in range(args.ramp_refine):
+        if (
+            best is None
+            or failed_rate is None
+            or steps[-1]["lost_streams"]
+            or time.monotonic() >= deadline
+        ):
+            break
+        middle = math.sqrt(best["target_rate"] * failed_rate)
+        result = await step(middle)
+        if result["held"]:
+            if result["offered_rate"] > best["offered_rate"]:
+                best = result
+        else:
+            failed_rate = middle
     return {
         "steps": steps,
         "best_rate": best["offered_rate"] if best else None,
@@ -1148,6 +1157,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="each step's rate over the last one's (%(default)s)",
     )
     parser.add_argument("--ramp-max", type=float, default=2_000_000)
+    parser.add_argument(
+        "--ramp-refine",
+        type=int,
+        default=2,
+        help="bisection steps between the last rate that held and the first that failed",
+    )
     parser.add_argument(
         "--ramp-budget",
         type=float,

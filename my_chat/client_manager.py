@@ -61,7 +61,6 @@ class Connection:
         "_transport",
         "closed",
         "id",
-        "replayed_up_to",
         "slow",
         "user",
     )
@@ -86,7 +85,6 @@ class Connection:
         # While history is replayed, live frames wait here, so that nothing arrives twice
         # or out of order; see ``start_replay``.
         self._pending: list[Frame] | None = None
-        self.replayed_up_to = 0
 
     # --8<-- [start:connection-send]
     def send(self, frame: Frame | bytes) -> bool:
@@ -118,7 +116,6 @@ class Connection:
     def finish_replay(self, last_replayed_id: int) -> None:
         """Write the frames held back during the replay, minus messages the replay already sent."""
         pending, self._pending = self._pending or [], None
-        self.replayed_up_to = last_replayed_id
         for frame in pending:
             if frame.message_id is not None and frame.message_id <= last_replayed_id:
                 continue

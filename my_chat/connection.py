@@ -117,6 +117,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
         if not connection.slow and transport is not None and not transport.is_closing():
             with contextlib.suppress(ConnectionError):
                 await response.write_eof()
+    except ConnectionError:
+        pass  # the client went away mid-write; finally cleans up
+    except Exception:
+        # The headers are out, so no JSON error can follow. Cut the connection instead of
+        # leaving a silent stream: the browser then reconnects with Last-Event-ID.
+        logger.exception("stream failed for client=%s user=%s; closing it", connection.id, user)
+        if request.transport is not None:
+            request.transport.abort()
     finally:
         last_of_user = context.manager.unregister(connection)
         logger.info(
@@ -126,7 +134,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
             " (slow)" if connection.slow else "",
         )
         if last_of_user:
-            await context.broker.user_offline(user)
+            try:
+                await context.broker.user_offline(user)
+            except Exception:
+                logger.exception("could not announce that %s went offline", user)
     return response
 
 

@@ -119,9 +119,9 @@ DEFAULT_PRESENCE_TTL = 15.0
 LOCAL_DELIVERY_WAIT = 2.0
 
 _MESSAGES = MESSAGES_KEY.encode()
-_EVENTS = EVENTS_KEY.encode()
 
-# Shared by the presence scripts: Redis's clock, and the processes whose deadline is ahead.
+# Shared by the scripts below: Redis's clock, the processes whose deadline is ahead, and
+# the online list they make up.
 _LUA_COMMON = """
 local function now_ms()
     local clock = redis.call('TIME')
@@ -153,7 +153,7 @@ local function announce(events, maxlen, user, online, names)
 end
 """
 
-# --8<-- [start:presence_script]
+# --8<-- [start:presence-script]
 # KEYS: processes, events. ARGV: prefix, this process, ttl ms, events maxlen, mode, then
 # user, connections, user, connections, ... Modes: 'set' reports those users only,
 # 'replace' reports every user of this process, 'leave' removes the process.
@@ -219,7 +219,7 @@ end
 return #changes
 """
 )
-# --8<-- [end:presence_script]
+# --8<-- [end:presence-script]
 
 # KEYS: processes, events. ARGV: prefix, events maxlen. Returns how many processes it removed.
 REAP_SCRIPT = (

@@ -52,7 +52,7 @@ class RedisUnavailable(ApiError):
         )
 
 
-# --8<-- [start:append_script]
+# --8<-- [start:append-script]
 # One script, so that taking the next id and adding the entry are one step: no other process
 # can add id 8 while this one still holds id 7, and the stream is always in id order.
 # The request token makes the script safe to send twice (redis-py retries a command when the
@@ -84,7 +84,7 @@ redis.call('XADD', unpack(args))
 redis.call('SET', KEYS[3], id, 'EX', ARGV[2])
 return id
 """
-# --8<-- [end:append_script]
+# --8<-- [end:append-script]
 
 
 def stream_entry_id(message_id: int) -> str:

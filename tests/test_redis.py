@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from my_chat.accounts import UsernameTaken
 from my_chat.events import Message
 from my_chat.redis_store import RedisAccountStore, RedisMessageStore
 from my_chat.serve import free_port
-from tests.chat_client import PASSWORD, ChatClient, ServerProcess, Stream, client_session
+from tests.chat_client import PASSWORD, ChatClient, Stream, client_session
 from tests.conftest import SERVICE_KEY
 from tests.redis_server import RedisServer, redis_server_path
 
@@ -173,9 +174,10 @@ async def test_processes_share_one_chat(redis_server, server_process, tmp_path):
             "POST", "/api/signup", json={"username": "Bob", "password": PASSWORD}
         )
         assert status == 409, body
-        assert (await ChatClient(b.url, session).request("GET", "/api/me", headers=alice.auth))[
-            1
-        ] == {"username": "alice"}
+        status, body = await ChatClient(b.url, session).request(
+            "GET", "/api/me", headers=alice.auth
+        )
+        assert (status, body) == (200, {"username": "alice"})
 
         alice_stream = await alice.open_stream()  # on A
         bob_stream = await bob.open_stream()  # on B
@@ -399,7 +401,7 @@ def test_without_redis_at_start_up_exit_code_2(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
-        env={**ServerProcess(tmp_path).env, "MY_CHAT_JWT_SECRET": JWT_SECRET},
+        env={**os.environ, "MY_CHAT_JWT_SECRET": JWT_SECRET},
     )
     output = result.stdout + result.stderr
     assert result.returncode == 2, output
