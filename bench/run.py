@@ -837,7 +837,7 @@ async def measure_size(
     log(f"\n== {label}")
     server = target.server(free_port())
     await server.start(session)
-    result: dict[str, Any] = {"n": n}
+    result: dict[str, Any] = {"n": n, "load_average_at_start": os.getloadavg()[0]}
     try:
         result["sign_in_s"] = round(await target.sign_in(session, server.base_url, args.users), 3)
         await asyncio.sleep(0.5)
@@ -887,6 +887,7 @@ async def measure_size(
         await server.stop()
     result["http_errors"] = dict(target.http_errors)
     target.http_errors.clear()
+    result["load_average_at_end"] = os.getloadavg()[0]
     return result
 
 
@@ -903,11 +904,12 @@ async def measure_chat(
     server = target.server(free_port())
     await server.start(session)
     try:
-        await target.sign_in(session, server.base_url, args.users)
+        sign_in_s = await target.sign_in(session, server.base_url, args.users)
         connect = await pool.connect(server.port, args.chat_clients, target.tokens or None, label)
         send = (target.chatter if target.has_chat else target.broadcaster)(session, server.base_url)
         result = await fanout(pool, server, send, new_phase, args.chat_messages, label)
         result["connect"] = connect
+        result["sign_in_s"] = round(sign_in_s, 3)
         result["sent_as"] = "POST /api/messages" if target.has_chat else "POST /broadcast"
     finally:
         await pool.close_streams()
@@ -982,13 +984,20 @@ METRICS: list[tuple[str, tuple[str, ...], float, str]] = [
     ("loadgen CPU busy at best rate", ("ramp", "best_cpu", "loadgen_busy"), 1, "{:.2f}"),
     ("server CPU s, connect", ("connect", "cpu", "server_cpu_s"), 1, "{:.2f}"),
     ("loadgen CPU s, connect", ("connect", "cpu", "loadgen_cpu_s"), 1, "{:.2f}"),
+    ("load average (1 min) at end", ("load_average_at_end",), 1, "{:.2f}"),
 ]
+
+
+# Context rather than a figure of either server: shown, never divided.
+NOT_COMPARED = {"load_average_at_end"}
 
 
 def comparisons(size: dict[str, Any]) -> dict[str, Any]:
     """my_chat / reference for every metric; chat is compared with the reference's push."""
     out = {}
     for label, path, _, _ in METRICS:
+        if path[0] in NOT_COMPARED:
+            continue
         ref_path = ("push", *path[1:]) if path[0] == "chat" else path
         out[label.strip()] = ratio(
             pick(size.get("my_chat"), *path), pick(size.get("reference"), *ref_path)
@@ -1011,7 +1020,7 @@ def table(report: dict[str, Any]) -> str:
             ref = pick(size.get("reference"), *ref_path)
             if mine is None and ref is None:
                 continue
-            r = ratio(mine, ref)
+            r = None if path[0] in NOT_COMPARED else ratio(mine, ref)
             lines.append(
                 f"  {label:<32}{fmt(mine, scale, pattern):>12}"
                 f"{fmt(ref, scale, pattern):>12}{'-' if r is None else f'{r:.2f}':>8}"
