@@ -6,6 +6,7 @@ one it saw as ``Last-Event-ID``, and ``replay`` sends exactly what came after it
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any
 
@@ -17,7 +18,9 @@ REPLAY_PAGE = 500
 
 
 # --8<-- [start:replay]
+@functools.lru_cache(maxsize=4096)
 def message_frame(message: Message) -> Frame:
+    """The frame of ``message``, made once: replays to many clients reuse the same bytes."""
     payload = encode_event(to_json(message.to_payload()), event=MESSAGE, id=str(message.id))
     return Frame(payload, message_id=message.id)
 
