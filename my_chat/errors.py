@@ -118,7 +118,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         raise TooLarge("body_too_large", "the request body is too large") from None
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("invalid_json", "the body must be a JSON object")

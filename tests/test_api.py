@@ -98,6 +98,17 @@ async def test_malformed_bodies(server):
     assert (status, body["error"]) == (400, "invalid_json")
 
 
+async def test_deeply_nested_json_is_400_not_500(server):
+    alice = await server.user("alice")
+    status, body = await alice.request(
+        "POST",
+        "/api/messages",
+        data=b"[" * 30_000 + b"]" * 30_000,
+        headers={"Content-Type": "application/json"},
+    )
+    assert (status, body["error"]) == (400, "invalid_json")
+
+
 async def test_body_over_the_limit_is_413(server):
     alice = await server.user("alice")
     status, body = await alice.request(
