@@ -8,7 +8,7 @@ every stream's transport, close a stream whose transport holds more than ``buffe
 bytes. Every server speaks the reference server's API: ``GET /sse`` (a ``connection_id``
 event, then the stream), ``POST /broadcast?event=NAME`` (the body is the data), ``GET /stats``.
 
-Two experiments:
+Three experiments:
 
 * **Fan-out**, for every variant in ``--variants``: open N streams, read the server's RSS per
   idle stream, send K broadcasts one at a time (latency until every stream has read each one,
@@ -17,8 +17,10 @@ Two experiments:
 * **Slow readers**, for every variant in ``--slow-variants``: a few fast streams and a few
   sockets that never read, large broadcasts at a fixed rate, and the server's RSS sampled
   while it goes on: bounded (closed past the limit), unbounded, and the guide's port.
+* **In-process timings**, no sockets: encoding one frame, and handing one frame to N
+  receivers through a queue and a task each, on asyncio and on uvloop.
 
-    python -m bench.variants                          # everything, about four minutes
+    python -m bench.variants                          # everything, about two minutes
     python -m bench.variants --size 10000 --rounds 1  # other settings; --help lists them
 
 The results go to ``bench/results/variants-<date>.json``; chapters/appendix-performance.md
@@ -35,6 +37,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import socket
 import sys
@@ -67,10 +70,11 @@ from bench.run import (
     ramp_step,
 )
 from my_chat.client_manager import ClientManager, Connection, Frame
+from my_chat.config import Settings
 from my_chat.connection import STREAM_HEADERS
 from my_chat.sse import encode_event
 
-BUFFER_LIMIT = 256 * 1024  # my_chat's Settings.buffer_limit
+BUFFER_LIMIT = Settings().buffer_limit  # my_chat's own: 256 KiB
 GUIDE_QUEUE_SIZE = 100  # the guide's chat room: make(chan []byte, 100)
 
 
@@ -234,12 +238,16 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-# --8<-- [start:broadcast]
+# --8<-- [start:encode-once]
 def broadcast_encoded_once(manager: ClientManager, data: str, event: str | None) -> int:
     """The baseline, and my_chat: one frame, one chunk, shared by every connection."""
     return manager.broadcast(Frame(encode_event(data, event=event)))
 
 
+# --8<-- [end:encode-once]
+
+
+# --8<-- [start:encode-per-client]
 def broadcast_encoded_per_client(manager: ClientManager, data: str, event: str | None) -> int:
     """The guide's ``Listen`` formats each message for its own client: N encodings."""
     sent = 0
@@ -249,7 +257,7 @@ def broadcast_encoded_per_client(manager: ClientManager, data: str, event: str |
     return sent
 
 
-# --8<-- [end:broadcast]
+# --8<-- [end:encode-per-client]
 
 
 async def broadcast(request: web.Request) -> web.Response:
@@ -400,9 +408,10 @@ async def measure_fanout(
             min_broadcasts=args.burst,
         )
         if burst["delivered"]:
-            burst["server_cpu_us_per_delivery"] = round(
-                burst["cpu"]["server_cpu_s"] * 1e6 / burst["delivered"], 2
-            )
+            for side in ("server", "loadgen"):
+                burst[f"{side}_cpu_us_per_delivery"] = round(
+                    burst["cpu"][f"{side}_cpu_s"] * 1e6 / burst["delivered"], 2
+                )
         result["burst"] = burst
         log(
             f"  {label} burst: {burst['delivered']:,}/{burst['expected']:,} delivered at "
@@ -512,7 +521,7 @@ def summary_rows(report: dict[str, Any]) -> list[str]:
     lines = [
         f"\nFan-out, N = {report['settings']['size']:,} streams",
         f"  {'variant':<24}{'round':>6}{'KB/conn':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'us/deliv':>10}{'burst/s':>11}{'burst us/d':>12}",
+        f"{'us/deliv':>10}{'burst/s':>11}{'server us/d':>13}{'loadgen us/d':>14}",
     ]
     for run in report["fanout"]:
         burst = run.get("burst", {})
@@ -522,7 +531,8 @@ def summary_rows(report: dict[str, Any]) -> list[str]:
             f"{run['push']['latency']['p50_ms']:>9.1f}{run['push']['latency']['p99_ms']:>9.1f}"
             f"{run['push'].get('server_cpu_us_per_delivery', 0):>10.2f}"
             f"{burst.get('achieved_rate', 0):>11,}"
-            f"{burst.get('server_cpu_us_per_delivery', 0):>12.2f}"
+            f"{burst.get('server_cpu_us_per_delivery', 0):>13.2f}"
+            f"{burst.get('loadgen_cpu_us_per_delivery', 0):>14.2f}"
         )
     if report["slow_readers"]:
         lines.append("\nSlow readers: server RSS (MiB) and what happened to the silent readers")
@@ -534,6 +544,74 @@ def summary_rows(report: dict[str, Any]) -> list[str]:
                 f"{run['server_stats']['dropped']}"
             )
     return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# In-process timings: the cost of one step of a delivery, without sockets
+
+
+def time_encoding(data: str, repeat: int = 20_000) -> float:
+    """Microseconds to encode one frame and make its chunk: what encoding per client adds to
+    every delivery."""
+    started = time.perf_counter()
+    for _ in range(repeat):
+        _ = Frame(encode_event(data, event=EVENT_NAME)).chunk
+    return (time.perf_counter() - started) * 1e6 / repeat
+
+
+async def time_handoff(streams: int, frames: int) -> dict[str, float]:
+    """Microseconds per delivery to hand a frame to ``streams`` receivers: through a queue
+    each and a task each that takes it out, or by a plain method call each."""
+    loop = asyncio.get_running_loop()
+    queues: list[asyncio.Queue[bytes]] = [asyncio.Queue() for _ in range(streams)]
+    taken = 0
+    all_taken: asyncio.Future[None] = loop.create_future()
+
+    async def listen(queue: asyncio.Queue[bytes]) -> None:
+        nonlocal taken
+        while True:
+            await queue.get()
+            taken += 1
+            if taken == streams:
+                all_taken.set_result(None)
+
+    tasks = [asyncio.create_task(listen(queue)) for queue in queues]
+    await asyncio.sleep(0)  # every task now waits in queue.get()
+    started = time.perf_counter()
+    for _ in range(frames):
+        taken, all_taken = 0, loop.create_future()
+        for queue in queues:
+            queue.put_nowait(b"frame")
+        await all_taken
+    queued = (time.perf_counter() - started) * 1e6 / (streams * frames)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    sinks: list[list[bytes]] = [[] for _ in range(streams)]
+    started = time.perf_counter()
+    for _ in range(frames):
+        for sink in sinks:
+            sink.append(b"frame")
+    direct = (time.perf_counter() - started) * 1e6 / (streams * frames)
+    return {"queue_and_task_us": round(queued, 3), "method_call_us": round(direct, 3)}
+
+
+def in_process_timings(streams: int) -> dict[str, Any]:
+    import uvloop
+
+    frame_data = json.dumps({"m": f"bench:1:1:{time.time_ns()};"})
+    message = json.dumps({"id": 1, "from": "alice", "text": "x" * 1000, "timestamp": 0})
+    return {
+        "encode_us": {
+            "benchmark frame": round(time_encoding(frame_data), 3),
+            "1 KB chat message": round(time_encoding(message), 3),
+        },
+        "handoff": {
+            "streams": streams,
+            "asyncio": asyncio.run(time_handoff(streams, 20)),
+            "uvloop": uvloop.run(time_handoff(streams, 20)),
+        },
+    }
 
 
 async def experiment(args: argparse.Namespace) -> dict[str, Any]:
@@ -564,9 +642,9 @@ async def experiment(args: argparse.Namespace) -> dict[str, Any]:
                 )
     finally:
         await pool.stop()
+        shutil.rmtree(log_dir, ignore_errors=True)
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["duration_s"] = round(time.monotonic() - started, 1)
-    report["server_logs"] = str(log_dir)
     return report
 
 
@@ -589,7 +667,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slow-rate", type=float, default=100.0, help="broadcasts/s (%(default)s)")
     parser.add_argument("--slow-seconds", type=float, default=8.0)
     parser.add_argument(
-        "--slow-padding", type=int, default=8192, help="bytes added to each broadcast"
+        "--slow-padding", type=int, default=16384, help="bytes added to each broadcast"
     )
     parser.add_argument("--sample-interval", type=float, default=0.25)
     parser.add_argument("--workers", type=int, default=2, help="load-generator processes")
@@ -613,7 +691,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_server(args.serve, args.host, args.port)
     raise_open_file_limit(args.size + 256)
     command = "python -m bench.variants " + shlex.join(sys.argv[1:] if argv is None else argv)
+    timings = in_process_timings(args.size)
+    log(f"in-process timings: {timings}")
     report = asyncio.run(experiment(args))
+    report["in_process"] = timings
     settings = {k: v for k, v in vars(args).items() if k not in {"output", "serve", "host", "port"}}
     settings["output"] = None if args.output is None else str(args.output)
     report = {
