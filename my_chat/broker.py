@@ -88,7 +88,7 @@ class LocalBroker:
         self._announce(user, False)
 
     def _announce(self, user: str, online: bool) -> None:
-        data = PresenceData(user=user, online=online, users=self.manager.online_users())
+        data = PresenceData(user=user, online=online)
         self.manager.broadcast(encode_event(to_json(data), event=PRESENCE))
 
     async def online_users(self) -> list[str]:

@@ -23,7 +23,14 @@ from my_chat.auth import authenticate
 from my_chat.client_manager import Connection
 from my_chat.context import ServiceContext, context_of
 from my_chat.errors import BadRequest
-from my_chat.events import CONNECTION_ID, HEARTBEAT_INITIAL, ConnectionIdData, to_json
+from my_chat.events import (
+    CONNECTION_ID,
+    HEARTBEAT_INITIAL,
+    ONLINE,
+    ConnectionIdData,
+    OnlineData,
+    to_json,
+)
 from my_chat.history import replay
 from my_chat.sse import encode_event
 
@@ -102,6 +109,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
         await response.write(opening_frames(context, connection))
         if first_of_user:
             await context.broker.user_online(user)
+        # Who is online, for this stream only; the presence changes after it are held back
+        # with the live frames, so the page applies them on top of this list, in order.
+        online = OnlineData(await context.broker.online_users())
+        await response.write(encode_event(to_json(online), event=ONLINE))
         may_see = context.parts.private.may_see if context.parts.done("private") else _room_only
         last_replayed = await replay(
             context.store,

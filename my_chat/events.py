@@ -17,10 +17,13 @@ CONNECTION_ID: Final = "connection_id"
 HEARTBEAT: Final = "heartbeat"
 MESSAGE: Final = "message"
 PRESENCE: Final = "presence"
+ONLINE: Final = "online"
 RECONNECT: Final = "reconnect"
 ERROR: Final = "error"
 
-RESERVED_EVENTS: Final = frozenset({CONNECTION_ID, HEARTBEAT, MESSAGE, PRESENCE, RECONNECT, ERROR})
+RESERVED_EVENTS: Final = frozenset(
+    {CONNECTION_ID, HEARTBEAT, MESSAGE, PRESENCE, ONLINE, RECONNECT, ERROR}
+)
 
 # Heartbeat kinds: sent once on connect, broadcast to all on a timer, and per connection.
 HEARTBEAT_INITIAL: Final = "initial"
@@ -86,8 +89,20 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class PresenceData:
+    """A change: ``user`` came online (first connection) or went offline (last one closed).
+
+    Only the change travels, never the whole list: with n users online, sending the list on
+    every change would cost n names times n streams per change.
+    """
+
     user: str
     online: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineData:
+    """Who is online, sent once to a new stream; ``presence`` changes follow it."""
+
     users: list[str]
 
 

@@ -516,7 +516,6 @@ class RedisBroker:
                     data = PresenceData(
                         user=fields[b"user"].decode(),
                         online=fields[b"online"] == b"1",
-                        users=sorted(json.loads(fields[b"users"])),
                     )
                     self.manager.broadcast(encode_event(to_json(data), event=PRESENCE))
                 elif kind == b"broadcast":

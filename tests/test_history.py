@@ -147,15 +147,18 @@ async def test_a_slow_client_loses_latency_not_messages(make_server):
         resumed.close()
 
 
-async def test_presence_payload_lists_everyone(server):
+async def test_presence_sends_changes_and_a_new_stream_gets_the_list(server):
     alice, bob = await server.user("alice"), await server.user("bob")
     a = await alice.open_stream()
     b = await bob.open_stream()
     event = await a.next_json("presence")
     while event["user"] != "bob":
         event = await a.next_json("presence")
-    assert event == {"user": "bob", "online": True, "users": ["alice", "bob"]}
+    assert event == {"user": "bob", "online": True}
     b.close()
-    assert await a.next_json("presence") == {"user": "bob", "online": False, "users": ["alice"]}
+    assert await a.next_json("presence") == {"user": "bob", "online": False}
+    late = await bob.open_stream(wait_connected=False)
+    assert await late.next_json("online") == {"users": ["alice", "bob"]}
+    late.close()
     assert json.loads(json.dumps(event))
     a.close()

@@ -35,8 +35,10 @@ async def test_headers_and_opening_frames(server):
     data = json.loads(heartbeat.data)
     assert set(data) == {"timestamp", "data", "type", "client_id", "user_id"}
     assert (data["type"], data["client_id"], data["user_id"]) == ("initial", client_id, "alice")
+    online = await stream.next()
+    assert (online.type, json.loads(online.data)) == ("online", {"users": ["alice"]})
     presence = await stream.next_json("presence")
-    assert presence == {"user": "alice", "online": True, "users": ["alice"]}
+    assert presence == {"user": "alice", "online": True}
     stream.close()
 
 
@@ -97,7 +99,8 @@ async def test_one_user_three_connections(server):
     alice, bob = await server.user("alice"), await server.user("bob")
     watcher = await bob.open_stream()
     devices = [await alice.open_stream() for _ in range(3)]
-    assert await watcher.next_json("presence") == {"user": "bob", "online": True, "users": ["bob"]}
+    assert await watcher.next_json("online") == {"users": ["bob"]}
+    assert await watcher.next_json("presence") == {"user": "bob", "online": True}
     assert (await watcher.next_json("presence"))["user"] == "alice"
 
     sent = await bob.send("to every device")
@@ -112,7 +115,7 @@ async def test_one_user_three_connections(server):
     assert body["users"] == ["alice", "bob"]
     devices[2].close()
     offline = await watcher.next_json("presence")
-    assert offline == {"user": "alice", "online": False, "users": ["bob"]}
+    assert offline == {"user": "alice", "online": False}
     # Exactly one "online" and one "offline" for alice, whatever her device count.
     alice_presence = [
         json.loads(e.data)

@@ -59,6 +59,7 @@ const state = {
   retryTimer: null,
   heartbeats: 0,
   olderExhausted: false,
+  online: new Set(), // who is online: the stream's `online` list, then `presence` changes
 };
 
 const $ = (id) => document.getElementById(id);
@@ -331,12 +332,7 @@ function renderOnline(users) {
     return item;
   });
   list.replaceChildren(...items);
-  $("online-count").textContent = `(${users.length})`;
-}
-
-async function refreshOnline() {
-  const result = await api("GET", "/api/online");
-  if (result.ok) renderOnline(result.data.users || []);
+  $("online-count").textContent = `(${[...users].length})`;
 }
 
 function setRecipient(name) {
@@ -403,8 +399,12 @@ function openStream() {
   on("connection_id", (event) => {
     const data = parseData(event);
     $("connection-state").title = `client id ${data.client_id}`;
-    // The server knows this connection now: the list includes us.
-    refreshOnline();
+  });
+
+  // The whole list comes once per connection; after it, only changes.
+  on("online", (event) => {
+    state.online = new Set(parseData(event).users || []);
+    renderOnline(state.online);
   });
 
   on("heartbeat", (event) => showHeartbeat(parseData(event)));
@@ -418,7 +418,12 @@ function openStream() {
     }
   });
 
-  on("presence", (event) => renderOnline(parseData(event).users || []));
+  on("presence", (event) => {
+    const change = parseData(event);
+    if (change.online) state.online.add(change.user);
+    else state.online.delete(change.user);
+    renderOnline(state.online);
+  });
 
   on("reconnect", () => {
     // The server is going away and has set `retry:`; EventSource reconnects by itself.
