@@ -30,22 +30,13 @@ from playwright.async_api import (
 )
 
 from my_chat.serve import free_port
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
 # One Chromium for the whole module (each test still gets fresh contexts), so the tests and
 # fixtures share the module's event loop.
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 PASSWORD = "correct horse battery"
 # Long enough for a server restart: the old process drains, the new one starts, and
 # EventSource waits the server's `retry:` delay before it tries again.

@@ -14,21 +14,12 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 from my_chat.serve import serve
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.needs_solutions]
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 # Material swaps each <pre class="mermaid"> for a <div class="mermaid"> and draws the diagram
 # into that div's closed shadow root: rendered means a div with no source text left in it.
 RENDERED = "el => el.tagName === 'DIV' && el.textContent.trim() === ''"
