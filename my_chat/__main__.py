@@ -115,9 +115,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "--log-level", default=defaults.log_level, choices=["debug", "info", "warning", "error"]
     )
     args = parser.parse_args(argv)
-    use_uvloop = vars(args).pop("uvloop")
     settings = Settings(**vars(args))
-    settings.use_uvloop = use_uvloop  # type: ignore[attr-defined]
     return settings
 
 
@@ -167,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    if getattr(settings, "use_uvloop", False):
+    if settings.uvloop:
         import uvloop
 
         uvloop.install()

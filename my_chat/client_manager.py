@@ -97,9 +97,11 @@ class Connection:
             return not self.closed.done()
         return self._write(frame)
 
-    def _write(self, frame: Frame) -> bool:
+    def _write(self, frame: Frame, *, after_close: bool = False) -> bool:
         transport = self._transport
-        if self.closed.done() or transport is None or transport.is_closing():
+        if self.closed.done() and not after_close:
+            return False
+        if self.slow or transport is None or transport.is_closing():
             return False
         if transport.get_write_buffer_size() > self._buffer_limit:
             self._close_slow()
@@ -120,7 +122,9 @@ class Connection:
         for frame in pending:
             if frame.message_id is not None and frame.message_id <= last_replayed_id:
                 continue
-            if not self._write(frame):
+            # Even if the stream was closed meanwhile (a shutdown during the replay), what
+            # was held back goes out first: it ends with the shutdown's `reconnect` event.
+            if not self._write(frame, after_close=True):
                 break
 
     # --8<-- [end:replay-buffer]

@@ -44,6 +44,7 @@ class Settings:
     exercises: bool = False
     redis_url: str | None = None
     log_level: str = "info"
+    uvloop: bool = False
 
     @property
     def database_path(self) -> Path:

@@ -40,11 +40,13 @@ SETTINGS = web.AppKey("settings", Settings)
 RETENTION_SWEEP_SECONDS = 60.0
 
 
-def read_or_create_secret(env_name: str, path: Path) -> tuple[str, bool]:
-    """A secret from the environment, else from ``path``, else a new one written to ``path``.
+def read_or_create_secret(given: str | None, env_name: str, path: Path) -> tuple[str, bool]:
+    """``given`` if set, else the environment, else ``path``, else a new one written there.
 
     Returns the secret and whether it was just created.
     """
+    if given:
+        return given, False
     from_env = os.environ.get(env_name)
     if from_env:
         return from_env, False
@@ -68,12 +70,12 @@ async def build_context(settings: Settings) -> ServiceContext:
     await check_parts(parts)
     logger.info("exercise parts from %s/:\n%s", parts.source, "\n".join(status_lines(parts)))
 
-    jwt_secret, _ = read_or_create_secret("MY_CHAT_JWT_SECRET", settings.data_dir / "jwt_secret")
-    jwt_secret = settings.jwt_secret or jwt_secret
-    service_key, created = read_or_create_secret(
-        "MY_CHAT_SERVICE_KEY", settings.data_dir / "service_key"
+    jwt_secret, _ = read_or_create_secret(
+        settings.jwt_secret, "MY_CHAT_JWT_SECRET", settings.data_dir / "jwt_secret"
     )
-    service_key = settings.service_key or service_key
+    service_key, created = read_or_create_secret(
+        settings.service_key, "MY_CHAT_SERVICE_KEY", settings.data_dir / "service_key"
+    )
     if created:
         logger.info(
             "service key for the push API (saved in %s): %s",
