@@ -725,6 +725,30 @@ async def ramp_step(
     return result
 
 
+async def connect_and_measure(
+    server: ServerProcess,
+    pool: WorkerPool,
+    n: int,
+    tokens: list[str] | None,
+    label: str,
+    settle: float,
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Open ``n`` streams; their connect figures (with CPU) and the server's RSS per stream."""
+    rss_before = server.rss()
+    measuring = cpu_window(server, pool)
+    connect = await pool.connect(server.port, n, tokens, label)
+    connect["cpu"] = measuring()
+    await quiesce(server, pool)
+    await asyncio.sleep(settle)
+    rss_after = server.rss()
+    memory = {
+        "rss_before": rss_before,
+        "rss_after": rss_after,
+        "bytes_per_connection": round((rss_after - rss_before) / max(1, connect["live"])),
+    }
+    return connect, memory
+
+
 async def quiesce(server: ServerProcess, pool: WorkerPool, limit_s: float = 10.0) -> None:
     """Wait (bounded) until the server and the load generator are idle: no backlog left."""
     deadline = time.monotonic() + limit_s
@@ -841,21 +865,12 @@ async def measure_size(
     try:
         result["sign_in_s"] = round(await target.sign_in(session, server.base_url, args.users), 3)
         await asyncio.sleep(0.5)
-        rss_before = server.rss()
-        measuring = cpu_window(server, pool)
-        connect = await pool.connect(server.port, n, target.tokens or None, label)
-        connect["cpu"] = measuring()
+        connect, result["memory"] = await connect_and_measure(
+            server, pool, n, target.tokens or None, label, args.settle
+        )
         result["connect"] = connect
         if connect["live"] < n:
             log(f"  {label}: only {connect['live']:,} of {n:,} streams live: {connect['errors']}")
-        await quiesce(server, pool)
-        await asyncio.sleep(args.settle)
-        rss_after = server.rss()
-        result["memory"] = {
-            "rss_before": rss_before,
-            "rss_after": rss_after,
-            "bytes_per_connection": round((rss_after - rss_before) / max(1, connect["live"])),
-        }
         log(
             f"  {label}: all live in {connect['seconds']:.2f} s, "
             f"{result['memory']['bytes_per_connection'] / 1024:.1f} KB per connection"

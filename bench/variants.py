@@ -58,7 +58,7 @@ from bench.run import (
     Sender,
     ServerProcess,
     WorkerPool,
-    cpu_window,
+    connect_and_measure,
     delivery_check,
     fanout,
     free_port,
@@ -376,19 +376,10 @@ async def measure_fanout(
     result["load_average_at_start"] = round(os.getloadavg()[0], 2)
     try:
         await asyncio.sleep(0.5)
-        rss_before = server.rss()
-        measuring = cpu_window(server, pool)
-        connect = await pool.connect(server.port, args.size, None, label)
-        connect["cpu"] = measuring()
+        connect, result["memory"] = await connect_and_measure(
+            server, pool, args.size, None, label, args.settle
+        )
         result["connect"] = connect
-        await quiesce(server, pool)
-        await asyncio.sleep(args.settle)
-        rss_after = server.rss()
-        result["memory"] = {
-            "rss_before": rss_before,
-            "rss_after": rss_after,
-            "bytes_per_connection": round((rss_after - rss_before) / max(1, connect["live"])),
-        }
         send = broadcaster(session, server.base_url)
         await quiesce(server, pool)
         result["push"] = await fanout(

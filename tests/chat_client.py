@@ -79,20 +79,17 @@ class ChatClient:
         return {"Authorization": f"Bearer {self.token}"}
 
     async def signup(self, username: str, password: str = PASSWORD) -> ChatClient:
-        async with self.session.post(
-            f"{self.base_url}/api/signup", json={"username": username, "password": password}
-        ) as response:
-            body = await response.json()
-            assert response.status == 201, body
-        self.username, self.token = body["username"], body["token"]
-        return self
+        return await self._sign_in("/api/signup", 201, username, password)
 
     async def login(self, username: str, password: str = PASSWORD) -> ChatClient:
+        return await self._sign_in("/api/login", 200, username, password)
+
+    async def _sign_in(self, path: str, status: int, username: str, password: str) -> ChatClient:
         async with self.session.post(
-            f"{self.base_url}/api/login", json={"username": username, "password": password}
+            f"{self.base_url}{path}", json={"username": username, "password": password}
         ) as response:
             body = await response.json()
-            assert response.status == 200, body
+            assert response.status == status, body
         self.username, self.token = body["username"], body["token"]
         return self
 
