@@ -43,7 +43,9 @@ def short(errors: list[tuple[str, int, str]]) -> set[tuple[str, str]]:
     return {(file, message.split(" (")[0]) for file, _, message in errors}
 
 
-@pytest.mark.needs_solutions  # the guide itself sits beside the repository, not in a release
+# The guide sits beside the repository, not in a student release.
+@pytest.mark.needs_solutions
+@pytest.mark.needs_guide
 def test_the_printed_files_are_the_guides_own():
     assert guide_go.extract_from_guide(SEED) == guide_go.printed_sources()
 

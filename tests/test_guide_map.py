@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 # An instructor's check: a student release has neither solutions/ nor the guide beside it.
-pytestmark = pytest.mark.needs_solutions
+pytestmark = [pytest.mark.needs_solutions, pytest.mark.needs_guide]
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT.parent / "shared" / "seed" / "sse-im-guide.zh.md"
