@@ -1,6 +1,6 @@
 """The load generator: one worker process holding many SSE streams on raw asyncio sockets.
 
-The orchestrator (:mod:`bench.run`) starts one or more workers as
+The orchestrator (:mod:`bench.processes`) starts one or more workers as
 ``python -m bench.loadgen`` and drives them with JSON lines on stdin; each worker answers
 with JSON lines on stdout. The streams are ``asyncio.Protocol`` objects, not an HTTP client
 library, so that reading costs as little as possible: the client must not be the bottleneck

@@ -1,7 +1,7 @@
 """``python -m bench.variants``: which of my_chat's delivery choices move the numbers.
 
 Small aiohttp SSE servers, each differing from a baseline in exactly one choice, measured with
-the benchmark's own load generator and phases (:mod:`bench.run`, :mod:`bench.loadgen`). The
+the benchmark's own load generator and phases (:mod:`bench.phases`, :mod:`bench.loadgen`). The
 baseline does what my_chat does on its delivery path, with my_chat's own ``ClientManager``,
 ``Connection`` and ``Frame``: encode a broadcast once, write the same HTTP chunk straight into
 every stream's transport, close a stream whose transport holds more than ``buffer_limit``
@@ -51,24 +51,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bench.run import (
-    EVENT_NAME,
-    RESULTS_DIR,
-    PhaseIds,
-    Sender,
-    ServerProcess,
-    WorkerPool,
-    connect_and_measure,
-    delivery_check,
-    fanout,
-    free_port,
-    latency_summary,
-    log,
-    machine_info,
-    quiesce,
-    raise_open_file_limit,
-    ramp_step,
-)
+from bench.common import EVENT_NAME, RESULTS_DIR, Sender, log
+from bench.phases import PhaseIds, connect_and_measure, delivery_check, fanout, quiesce, ramp_step
+from bench.processes import ServerProcess, WorkerPool, free_port, raise_open_file_limit
+from bench.report import machine_info
+from bench.stats import latency_summary
 from my_chat.client_manager import ClientManager, Connection, Frame
 from my_chat.config import Settings
 from my_chat.connection import STREAM_HEADERS

@@ -1,0 +1,219 @@
+"""The report: the machine it ran on, the comparisons with the reference, the table and the
+targets."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import re
+import resource
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from bench.common import (
+    TARGET_BYTES_PER_CONNECTION,
+    TARGET_CHAT_P50_MS,
+    TARGET_CONNECT_SECONDS,
+    TARGET_N,
+    TARGET_P99_RATIO,
+    TARGET_RATE_RATIO,
+)
+from bench.stats import ratio
+
+
+def machine_info(uvloop_servers: bool, uvloop_loadgen: bool) -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    try:
+        import uvloop
+
+        uvloop_version: str | None = uvloop.__version__
+    except ImportError:
+        uvloop_version = None
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_model": model,
+        "memory_bytes": psutil.virtual_memory().total,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "uvloop_installed": uvloop_version,
+        "uvloop_servers": uvloop_servers,
+        "uvloop_loadgen": uvloop_loadgen,
+        "open_file_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        # Other work on the machine skews every figure; the load average says how much.
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def host_kind(machine: dict[str, Any]) -> str:
+    model = re.sub(r"[^a-z0-9]+", "-", machine["cpu_model"].lower()).strip("-") or "cpu"
+    return f"{machine['cpu_count']}cpu-{model}"
+
+
+def pick(result: dict[str, Any] | None, *path: str) -> Any:
+    value: Any = result
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+METRICS: list[tuple[str, tuple[str, ...], float, str]] = [
+    # label, path in a size's result, scale, format
+    ("connect all (s)", ("connect", "seconds"), 1, "{:.2f}"),
+    ("memory per connection (KB)", ("memory", "bytes_per_connection"), 1 / 1024, "{:.1f}"),
+    ("push p50 (ms)", ("push", "latency", "p50_ms"), 1, "{:.1f}"),
+    ("push p99 (ms)", ("push", "latency", "p99_ms"), 1, "{:.1f}"),
+    ("push max (ms)", ("push", "latency", "max_ms"), 1, "{:.1f}"),
+    ("chat p50 (ms)", ("chat", "latency", "p50_ms"), 1, "{:.1f}"),
+    ("chat p99 (ms)", ("chat", "latency", "p99_ms"), 1, "{:.1f}"),
+    ("chat max (ms)", ("chat", "latency", "max_ms"), 1, "{:.1f}"),
+    ("sustained deliveries/s", ("ramp", "best_rate"), 1, "{:,.0f}"),
+    ("  p99 at that rate (ms)", ("ramp", "best_p99_ms"), 1, "{:.1f}"),
+    ("server CPU us/delivery (push)", ("push", "server_cpu_us_per_delivery"), 1, "{:.2f}"),
+    ("loadgen CPU us/delivery (push)", ("push", "loadgen_cpu_us_per_delivery"), 1, "{:.2f}"),
+    ("server CPU busy at best rate", ("ramp", "best_cpu", "server_busy"), 1, "{:.2f}"),
+    ("loadgen CPU busy at best rate", ("ramp", "best_cpu", "loadgen_busy"), 1, "{:.2f}"),
+    ("server CPU s, connect", ("connect", "cpu", "server_cpu_s"), 1, "{:.2f}"),
+    ("loadgen CPU s, connect", ("connect", "cpu", "loadgen_cpu_s"), 1, "{:.2f}"),
+    ("load average (1 min) at end", ("load_average_at_end",), 1, "{:.2f}"),
+]
+
+
+# Context rather than a figure of either server: shown, never divided.
+NOT_COMPARED = {"load_average_at_end"}
+
+
+def comparisons(size: dict[str, Any]) -> dict[str, Any]:
+    """my_chat / reference for every metric; chat is compared with the reference's push."""
+    out = {}
+    for label, path, _, _ in METRICS:
+        if path[0] in NOT_COMPARED:
+            continue
+        ref_path = ("push", *path[1:]) if path[0] == "chat" else path
+        out[label.strip()] = ratio(
+            pick(size.get("my_chat"), *path), pick(size.get("reference"), *ref_path)
+        )
+    return out
+
+
+def fmt(value: Any, scale: float, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value * scale)
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = []
+    for size in report["sizes"]:
+        lines.append(f"\nN = {size['n']:,} streams")
+        lines.append(f"  {'metric':<32}{'my_chat':>12}{'reference':>12}{'ratio':>8}")
+        for label, path, scale, pattern in METRICS:
+            ref_path = ("push", *path[1:]) if path[0] == "chat" else path
+            mine = pick(size.get("my_chat"), *path)
+            ref = pick(size.get("reference"), *ref_path)
+            if mine is None and ref is None:
+                continue
+            r = None if path[0] in NOT_COMPARED else ratio(mine, ref)
+            lines.append(
+                f"  {label:<32}{fmt(mine, scale, pattern):>12}"
+                f"{fmt(ref, scale, pattern):>12}{'-' if r is None else f'{r:.2f}':>8}"
+            )
+    chat = report.get("chat")
+    if chat:
+        lines.append(
+            f"\nChat POST to delivery, {report['settings']['chat_clients']} clients, "
+            f"{report['settings']['chat_messages']} messages one at a time"
+        )
+        lines.append(f"  {'':<32}{'my_chat':>12}{'reference':>12}{'ratio':>8}")
+        for key in ("p50_ms", "p99_ms", "max_ms"):
+            mine = pick(chat.get("my_chat"), "latency", key)
+            ref = pick(chat.get("reference"), "latency", key)
+            r = ratio(mine, ref)
+            lines.append(
+                f"  {key.replace('_ms', ' (ms)'):<32}{fmt(mine, 1, '{:.2f}'):>12}"
+                f"{fmt(ref, 1, '{:.2f}'):>12}{'-' if r is None else f'{r:.2f}':>8}"
+            )
+    lines.append(
+        "\nTargets" + (f" (at N = {report['targets_n']:,})" if report["targets_n"] else "")
+    )
+    for target in report["targets"]:
+        verdict = {True: "PASS", False: "FAIL", None: "n/a"}[target["passed"]]
+        lines.append(f"  [{verdict}] {target['name']}: {target['observed']}")
+    return "\n".join(lines)
+
+
+def check_targets(report: dict[str, Any]) -> tuple[int | None, list[dict[str, Any]]]:
+    sizes = {size["n"]: size for size in report["sizes"]}
+    n = TARGET_N if TARGET_N in sizes else (max(sizes) if sizes else None)
+    size = sizes.get(n, {}) if n is not None else {}
+    mine, ref = size.get("my_chat"), size.get("reference")
+    targets = []
+
+    def add(
+        name: str, value: float | None, limit: float, observed: str, below: bool = True
+    ) -> None:
+        passed = None if value is None else (value <= limit if below else value >= limit)
+        targets.append(
+            {"name": name, "value": value, "limit": limit, "passed": passed, "observed": observed}
+        )
+
+    p99_ratio = ratio(
+        pick(mine, "push", "latency", "p99_ms"), pick(ref, "push", "latency", "p99_ms")
+    )
+    add(
+        "broadcast p99 <= 1.5 x reference",
+        p99_ratio,
+        TARGET_P99_RATIO,
+        f"{pick(mine, 'push', 'latency', 'p99_ms')} ms vs {pick(ref, 'push', 'latency', 'p99_ms')}"
+        f" ms, ratio {p99_ratio}",
+    )
+    rate_ratio = ratio(pick(mine, "ramp", "best_rate"), pick(ref, "ramp", "best_rate"))
+    add(
+        "sustained rate >= 0.75 x reference",
+        rate_ratio,
+        TARGET_RATE_RATIO,
+        f"{pick(mine, 'ramp', 'best_rate')}/s vs {pick(ref, 'ramp', 'best_rate')}/s, "
+        f"ratio {rate_ratio}",
+        below=False,
+    )
+    per_conn = pick(mine, "memory", "bytes_per_connection")
+    add(
+        "memory <= 16 KB per idle authenticated connection",
+        per_conn,
+        TARGET_BYTES_PER_CONNECTION,
+        "-" if per_conn is None else f"{per_conn / 1024:.1f} KB per connection",
+    )
+    seconds = pick(mine, "connect", "seconds")
+    all_live = pick(mine, "connect", "live") == pick(mine, "connect", "streams")
+    add(
+        f"all {n or 0:,} authenticated streams connected in < 10 s",
+        None if seconds is None else (seconds if all_live else math.inf),
+        TARGET_CONNECT_SECONDS,
+        f"{pick(mine, 'connect', 'live')} live in {seconds} s",
+    )
+    chat_p50 = pick(report.get("chat"), "my_chat", "latency", "p50_ms")
+    add(
+        "chat POST to delivery p50 < 5 ms (100 clients)",
+        chat_p50,
+        TARGET_CHAT_P50_MS,
+        f"{chat_p50} ms",
+    )
+    return n, targets
+
+
+def strip_for_json(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: strip_for_json(v) for k, v in value.items() if k != "latencies_us"}
+    if isinstance(value, list):
+        return [strip_for_json(v) for v in value]
+    return value
