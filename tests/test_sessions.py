@@ -138,7 +138,7 @@ async def test_a_stream_ends_when_its_token_expires(make_server):
 async def test_revocations_survive_a_restart(make_server):
     async with make_server() as server:
         alice = await server.user("alice")
-        everywhere = await server.client().login("alice")
+        everywhere = await server.user("carol")
         kept = await server.user("bob")
         assert (await alice.request("POST", "/api/logout"))[0] == 204
         assert (await everywhere.request("POST", "/api/logout-all"))[0] == 204
