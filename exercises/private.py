@@ -4,8 +4,10 @@ Decide who may receive a message. A room message (``to`` is None) goes to everyo
 private message goes to its recipient and back to its sender (their other devices show it
 too), and to nobody else: not live, not on replay, not in history.
 
-- ``check_recipient`` refuses a private message the server must not accept: to yourself
-  (``BadRequest``, 400) or to a user who does not exist (``NotFound``, 404).
+- ``check_recipient`` refuses a private message the server must not accept: one to yourself
+  is a ``BadRequest`` (400) with the error code ``self_message``, and one to a user who does
+  not exist is a ``NotFound`` (404) with the error code ``unknown_recipient``. The browser
+  and the tests read these codes, so spell them exactly.
 - ``audience`` names the users who receive a message live, or None for everyone.
 - ``may_see`` says whether ``viewer`` may see ``message``; my_chat checks it again before it
   replays or lists any message, so a mistake in a query cannot leak a private one.

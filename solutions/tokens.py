@@ -7,8 +7,9 @@ Issue and verify the tokens that prove who a user is. Use PyJWT (``import jwt``)
   with HS256 and ``secret``.
 - ``verify_token`` checks the signature with an explicit list of allowed algorithms (never
   trust the token's own ``alg`` header: that is how ``alg: none`` tokens get in), checks
-  ``exp``, ``iss`` and ``aud``, requires every claim above, and returns the username. Any
-  problem raises ``InvalidToken``.
+  ``exp``, ``iss`` and ``aud``, requires every claim above, and returns the username. A
+  ``sub`` that is missing, empty or not a string is refused too. Any problem raises
+  ``InvalidToken``.
 """
 
 from __future__ import annotations

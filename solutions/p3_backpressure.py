@@ -1,0 +1,58 @@
+"""Phase 3, step 3: a bounded queue, and back-pressure.
+
+A fast producer and a slow consumer: with an unbounded queue the producer runs ahead and
+memory grows without limit. With ``asyncio.Queue(maxsize)``, ``await queue.put()`` waits
+while the queue is full, so the producer slows to the consumer's pace. (A Go channel with
+a buffer, ``make(chan T, n)``, does the same.)
+
+Write ``pump(source, sink, *, maxsize) -> int``:
+
+- It runs a **reader** task that takes items from ``source`` (an async iterator) and puts
+  them into an ``asyncio.Queue(maxsize)``, and a **writer** that takes them out and awaits
+  ``sink(item)`` for each.
+- Every item reaches ``sink`` **once, in order**; ``pump`` returns how many there were,
+  once the source is exhausted and the last item is sunk.
+- The reader is **never more than** ``maxsize`` + 2 items ahead of the sink (the queue
+  holds at most ``maxsize``; one more in each hand).
+- When ``sink`` raises, ``pump`` raises the same error and the reader task is cancelled
+  (no task left running); the source is not read to its end.
+
+Tip: the writer needs to know when the reader is done; a sentinel object put into the
+queue after the last item is the usual way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+DONE = object()  # put after the last item
+
+
+async def pump(
+    source: AsyncIterator[Any], sink: Callable[[Any], Awaitable[None]], *, maxsize: int
+) -> int:
+    """Move every item from ``source`` to ``sink`` through a queue of ``maxsize``."""
+    ### BEGIN SOLUTION: a bounded queue, a reader task, the writer loop here; cancel on error
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+
+    async def read() -> None:
+        async for item in source:
+            await queue.put(item)
+        await queue.put(DONE)
+
+    reader = asyncio.create_task(read())
+    count = 0
+    try:
+        while (item := await queue.get()) is not DONE:
+            await sink(item)
+            count += 1
+        await reader
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+    return count
+    ### END SOLUTION

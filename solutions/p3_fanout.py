@@ -1,0 +1,67 @@
+"""Phase 3, step 6: a fan-out where one slow consumer does not hold up the others.
+
+A chat room sends each message to every member. If ``publish`` waited for each member in
+turn, one member on a slow phone would delay everyone. Instead each subscriber gets its
+own bounded queue, and ``publish`` only ever does ``put_nowait``. (In Go: a buffered channel
+per subscriber, and ``select`` with a ``default:`` case to never block.)
+
+Write the ``Hub``:
+
+- ``subscribe(maxsize=100)`` returns a new ``Subscriber`` whose ``queue`` is an
+  ``asyncio.Queue(maxsize)``; from then on it receives every published item, in order.
+- ``publish(item)`` is a plain function, **not** a coroutine: it never waits. It puts the
+  item into every subscriber's queue and returns how many got it.
+- A subscriber whose queue is **full misses** that item: its ``dropped`` count grows by
+  one, and the others still get it.
+- ``unsubscribe(subscriber)`` stops delivery to it; unsubscribing twice is harmless.
+- ``len(hub)`` is the number of subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(eq=False)
+class Subscriber:
+    queue: asyncio.Queue[Any]
+    dropped: int = 0
+
+
+@dataclass
+class Hub:
+    subscribers: list[Subscriber] = field(default_factory=list)
+
+    def subscribe(self, maxsize: int = 100) -> Subscriber:
+        ### BEGIN SOLUTION: a Subscriber with its own bounded queue, remembered
+        subscriber = Subscriber(asyncio.Queue(maxsize))
+        self.subscribers.append(subscriber)
+        return subscriber
+        ### END SOLUTION
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        ### BEGIN SOLUTION: forget it, if it is there
+        if subscriber in self.subscribers:
+            self.subscribers.remove(subscriber)
+        ### END SOLUTION
+
+    def publish(self, item: Any) -> int:
+        """Offer ``item`` to every subscriber without waiting; how many took it."""
+        ### BEGIN SOLUTION: put_nowait into each queue; a full one counts a drop
+        delivered = 0
+        for subscriber in self.subscribers:
+            try:
+                subscriber.queue.put_nowait(item)
+            except asyncio.QueueFull:
+                subscriber.dropped += 1
+            else:
+                delivered += 1
+        return delivered
+        ### END SOLUTION
+
+    def __len__(self) -> int:
+        ### BEGIN SOLUTION: the number of subscribers
+        return len(self.subscribers)
+        ### END SOLUTION

@@ -1,0 +1,44 @@
+"""Phase 3, step 1: tasks and ``gather``.
+
+Where Go starts a goroutine per request and waits on a ``sync.WaitGroup``, asyncio wraps
+each coroutine in a task and awaits them together. Write ``fetch_all(session, urls)``:
+
+- It GETs every URL **at the same time**, not one after the other (the test server only
+  answers once all the requests have arrived, so one at a time never finishes).
+- It returns the response bodies as text, **in the order of** ``urls``, whatever order the
+  answers come in.
+- An answer with a status of 400 or more raises ``aiohttp.ClientResponseError``
+  (``response.raise_for_status()``), and ``fetch_all`` raises it.
+- When it raises, **no task it started is left running**: cancel the others and wait for
+  them before raising (``asyncio.gather`` alone does not cancel them;
+  ``asyncio.TaskGroup`` does, but raises an ``ExceptionGroup``, so unwrap it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+
+async def fetch_text(session: aiohttp.ClientSession, url: str) -> str:
+    """One GET; the body as text; ``ClientResponseError`` for a status >= 400."""
+    ### BEGIN SOLUTION: GET, raise_for_status, return the text
+    async with session.get(url) as response:
+        response.raise_for_status()
+        return await response.text()
+    ### END SOLUTION
+
+
+async def fetch_all(session: aiohttp.ClientSession, urls: list[str]) -> list[str]:
+    """Every URL's body, fetched concurrently, in the order of ``urls``."""
+    ### BEGIN SOLUTION: one task per URL, gather them; on error cancel and await the rest
+    tasks = [asyncio.create_task(fetch_text(session, url)) for url in urls]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    ### END SOLUTION
