@@ -73,8 +73,8 @@ class Server:
 
 
 @asynccontextmanager
-async def running(app: web.Application) -> AsyncIterator[Server]:
-    async with serve(app) as url, client_session() as session:
+async def running(app: web.Application, port: int = 0) -> AsyncIterator[Server]:
+    async with serve(app, port=port) as url, client_session() as session:
         yield Server(url, app, session)
 
 
