@@ -7,7 +7,8 @@ them in yourself, one region each:
 
 - **tokens** replace ``?user=``. ``POST /api/login`` with ``{"username": "alice"}`` answers
   200 ``{"username": "alice", "token": ...}``, a token from your ``issue_token`` signed with
-  ``app[SECRET]``, valid ``TOKEN_TTL`` seconds. (No password here, to keep the step small:
+  ``app[SECRET]`` (kept in ``var/p5_jwt_secret``, so a restart keeps everyone signed in),
+  valid ``TOKEN_TTL`` seconds. (No password here, to keep the step small:
   my_chat's accounts add them.) A name that does not match ``USER_NAME`` is step 2's 400
   ``invalid_user``. Every other call names its user with ``Authorization: Bearer TOKEN``, or
   ``?token=TOKEN`` (``EventSource`` cannot set headers). ``user_of`` answers 401
@@ -46,7 +47,6 @@ Try it (``python -m exercises run``)::
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -57,6 +57,7 @@ from my_chat.connection import requested_last_event_id
 from my_chat.errors import BadRequest, InvalidToken, Unauthorized, read_json_object
 from my_chat.events import HEARTBEAT_INITIAL
 from my_chat.history import message_frame, replay
+from my_chat.server import read_or_create_secret
 
 from . import heartbeat, message_store, private, tokens
 from .p5_app import MANAGER
@@ -160,7 +161,6 @@ async def post_message(request: web.Request) -> web.Response:
 async def running(app: web.Application) -> AsyncIterator[None]:
     """While the app runs: your message store open, your two heartbeat loops going."""
     ### BEGIN SOLUTION: open your store into app[STORE]; start both loops as tasks into app[LOOPS]
-    app[DATABASE].parent.mkdir(parents=True, exist_ok=True)
     app[STORE] = await message_store.MessageStore.open(str(app[DATABASE]))
     manager = app[MANAGER]
     periodic, healthcheck = app[INTERVALS]
@@ -190,9 +190,13 @@ def create_app(
 ) -> web.Application:
     """The chat server of phase 5, on your four classic exercises."""
     app = create_step1_app()
-    # A new secret per start unless one is given: a restart signs everyone out.
-    app[SECRET] = secret or secrets.token_urlsafe(32)
-    app[DATABASE] = Path(database)
+    database = Path(database)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    # Kept in a file beside the database, so tokens stay valid across a restart.
+    app[SECRET], _ = read_or_create_secret(
+        secret, "MY_CHAT_JWT_SECRET", database.parent / "p5_jwt_secret"
+    )
+    app[DATABASE] = database
     app[INTERVALS] = (periodic, healthcheck)
     app[HISTORY] = history
     app[USERS] = set()
