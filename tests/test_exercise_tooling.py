@@ -596,3 +596,40 @@ def test_student_release_refuses_stale_stubs_and_walks_without_git(
     assert not (dest / ".venv").exists()
     assert not (dest / "exercises" / "__pycache__").exists()
     assert not (dest / "solutions").exists()
+
+
+PAGE_JS = """\
+"use strict";
+
+function greet(name) {
+  // ### BEGIN SOLUTION: return the greeting
+  return `hello ${name}`;
+  // ### END SOLUTION
+}
+"""
+
+
+def test_web_assets_beside_the_solutions_become_stubs_too(tmp_path: Path) -> None:
+    solutions = tmp_path / "solutions"
+    (solutions / "alpha_static").mkdir(parents=True)
+    (solutions / "__init__.py").write_text('"""Answers."""\n')
+    (solutions / "alpha.py").write_text(ALPHA)
+    (solutions / "alpha_static" / "page.js").write_text(PAGE_JS)
+    (solutions / "alpha_static" / "index.html").write_text("<p>as is</p>\n")
+    out = tmp_path / "exercises"
+
+    assert make_exercises.main(["--solutions", str(solutions), "--out", str(out)]) == 0
+    script = (out / "alpha_static" / "page.js").read_text()
+    assert "hello" not in script and "BEGIN SOLUTION" not in script
+    assert "  // TODO: return the greeting\n" in script
+    assert '  throw new Error("TODO: greet() in exercises/alpha_static/page.js");\n' in script
+    assert (out / "alpha_static" / "index.html").read_text() == "<p>as is</p>\n"
+    assert make_exercises.main(["--solutions", str(solutions), "--out", str(out), "--check"]) == 0
+    (out / "alpha_static" / "page.js").write_text(PAGE_JS)
+    assert make_exercises.main(["--solutions", str(solutions), "--out", str(out), "--check"]) == 1
+
+    (solutions / "alpha_static" / "page.js").write_text(
+        PAGE_JS.replace("  // ### END SOLUTION\n", "")
+    )
+    with pytest.raises(make_exercises.StubError, match="without"):
+        make_exercises.generated_files(solutions)

@@ -20,6 +20,11 @@ half-written stub):
 * Solution modules import each other relatively (``from .tokens import ...``), never through
   the ``solutions`` package, which a student release does not have.
 
+A folder of web assets beside the modules (``solutions/NAME_static/``: ``.html``, ``.css``,
+``.js``) is copied into ``exercises/`` the same way. In a ``.js`` file the markers are
+comments, ``// ### BEGIN SOLUTION: todo text`` and ``// ### END SOLUTION``, and a region
+becomes ``// TODO:`` lines and a ``throw new Error(...)``; other assets are copied verbatim.
+
 ``exercises/__main__.py``, ``exercises/_checker.py``, ``exercises/hints/`` and
 ``exercises/.pristine/`` belong to the learner's checker and are never written.
 
@@ -47,6 +52,13 @@ BEGIN_MARKER = "### BEGIN SOLUTION"
 END_MARKER = "### END SOLUTION"
 BEGIN_RE = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION(?::[ \t]*(?P<todo>.*?))?[ \t]*$")
 END_RE = re.compile(r"^(?P<indent>[ \t]*)### END SOLUTION[ \t]*$")
+
+JS_BEGIN_RE = re.compile(
+    r"^(?P<indent>[ \t]*)// ### BEGIN SOLUTION(?::[ \t]*(?P<todo>.*?))?[ \t]*$"
+)
+JS_END_RE = re.compile(r"^(?P<indent>[ \t]*)// ### END SOLUTION[ \t]*$")
+JS_FUNCTION_RE = re.compile(r"^\s*(?:async\s+)?function\s+(?P<name>\w+)\s*\(")
+ASSET_SUFFIXES = (".html", ".css", ".js")
 
 DEFAULT_TODO = "write your code here"
 LINE_LENGTH = 100
@@ -228,6 +240,57 @@ def make_stub(source: str, name: str, origin: str | None = None) -> str:
     return stub
 
 
+def make_asset_stub(text: str, relative: str) -> str:
+    """The learner's copy of a web asset: ``.js`` regions become a TODO and a throw."""
+    origin = f"solutions/{relative}"
+    if not relative.endswith(".js"):
+        if BEGIN_MARKER in text or END_MARKER in text:
+            raise StubError(f"{origin}: solution markers work in .js files only")
+        return text
+    out: list[str] = []
+    begin: tuple[int, re.Match[str]] | None = None
+    function = ""  # the JavaScript function the next region is in, for its error message
+    for number, line in enumerate(text.splitlines(), start=1):
+        declared = JS_FUNCTION_RE.match(line)
+        function = declared.group("name") if declared else function
+        opened, closed = JS_BEGIN_RE.match(line), JS_END_RE.match(line)
+        if opened is None and closed is None:
+            if BEGIN_MARKER in line or END_MARKER in line:
+                raise StubError(f"{origin}:{number}: malformed marker")
+            if begin is None:
+                out.append(line)
+        elif opened is not None:
+            if begin is not None:
+                raise StubError(f"{origin}:{number}: nested {BEGIN_MARKER}")
+            begin = (number, opened)
+        else:
+            assert closed is not None
+            if begin is None or closed.group("indent") != begin[1].group("indent"):
+                raise StubError(f"{origin}:{number}: {END_MARKER} without a matching BEGIN")
+            indent = begin[1].group("indent")
+            todo = (begin[1].group("todo") or "").strip() or DEFAULT_TODO
+            out.extend(line.replace("#", "//", 1) for line in todo_lines(indent, todo))
+            where = f"{function}() in exercises/{relative}" if function else f"exercises/{relative}"
+            out.append(f'{indent}throw new Error("TODO: {where}");')
+            begin = None
+    if begin is not None:
+        raise StubError(f"{origin}:{begin[0]}: {BEGIN_MARKER} without {END_MARKER}")
+    return "\n".join(out) + "\n"
+
+
+def asset_files(solutions_dir: Path) -> dict[str, str]:
+    """``FOLDER/FILE`` -> stub text, for the web assets in solutions' subfolders."""
+    files = {}
+    for path in sorted(solutions_dir.glob("*/*")):
+        folder = path.parent.name
+        if folder.startswith((".", "_")) or not path.is_file():
+            continue
+        if path.suffix in ASSET_SUFFIXES:
+            relative = f"{folder}/{path.name}"
+            files[relative] = make_asset_stub(path.read_text(encoding="utf-8"), relative)
+    return files
+
+
 def generated_files(solutions_dir: Path) -> dict[str, str]:
     """File name in exercises/ -> content, for every solution module."""
     if not solutions_dir.is_dir():
@@ -240,6 +303,7 @@ def generated_files(solutions_dir: Path) -> dict[str, str]:
             raise StubError(f"{path}: this name is reserved for the checker in exercises/")
         origin = f"solutions/{path.name}"
         files[path.name] = make_stub(path.read_text(encoding="utf-8"), path.stem, origin)
+    files.update(asset_files(solutions_dir))
     return files
 
 
@@ -269,6 +333,7 @@ def write_stubs(files: dict[str, str], out_dir: Path) -> list[str]:
         target = out_dir / name
         if target.exists() and target.read_text(encoding="utf-8") == content:
             continue
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
         changes.append(f"wrote {target}")
     for path in stale_stubs(files, out_dir):

@@ -194,7 +194,7 @@ def release(root: Path, dest: Path) -> tuple[list[str], list[str], list[str]]:
 
     pristine = []
     for name, text in stubs.items():
-        (dest / "exercises").mkdir(parents=True, exist_ok=True)
+        (dest / "exercises" / name).parent.mkdir(parents=True, exist_ok=True)
         (dest / "exercises" / name).write_text(text, encoding="utf-8")
         if name == "__init__.py":
             continue

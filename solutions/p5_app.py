@@ -1,0 +1,49 @@
+"""Phase 5, step 1: an empty aiohttp app that answers in JSON.
+
+The chat server of phase 5 grows from this app, one step at a time: each later step takes
+the app its previous step made and adds one thing. Here the app gets the piece every step
+needs, my_chat's ``ClientManager`` (the one phase 4 built), and one route to see it work.
+
+Requirements (each is a test in tests/exercises/test_p5_app.py):
+
+- ``create_app()`` returns an ``aiohttp.web.Application`` that holds a ``ClientManager``
+  under the key ``MANAGER`` (``app[MANAGER]``).
+- ``GET /healthz`` answers 200 with the JSON object ``{"ok": true, "connections": N}``,
+  where N is ``len(manager)``, the number of open streams (0 for now).
+- Every error is JSON: an unknown path answers 404 with ``{"error": "not_found", ...}``.
+  my_chat's middleware ``my_chat.errors.json_errors`` does exactly that; install it. After a
+  404 the server answers normally.
+
+Try it: ``python -m exercises run`` serves your latest phase-5 step, then, in another
+terminal (use the port that ``run`` prints)::
+
+    curl -i http://127.0.0.1:8080/healthz
+    curl -i http://127.0.0.1:8080/nowhere
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from my_chat.client_manager import ClientManager
+from my_chat.errors import json_errors
+
+MANAGER = web.AppKey("manager", ClientManager)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """``{"ok": true, "connections": N}``: N open streams in the app's manager."""
+    ### BEGIN SOLUTION: answer JSON with ok and the manager's number of connections
+    manager = request.app[MANAGER]
+    return web.json_response({"ok": True, "connections": len(manager)})
+    ### END SOLUTION
+
+
+def create_app() -> web.Application:
+    """The app: JSON errors, a ClientManager under MANAGER, and GET /healthz."""
+    ### BEGIN SOLUTION: an Application with json_errors, the manager, GET /healthz
+    app = web.Application(middlewares=[json_errors])
+    app[MANAGER] = ClientManager()
+    app.router.add_get("/healthz", healthz)
+    return app
+    ### END SOLUTION
