@@ -19,6 +19,8 @@ TARGET_BYTES_PER_CONNECTION = 16 * 1024
 TARGET_CONNECT_SECONDS = 10.0
 TARGET_CHAT_P50_MS = 5.0
 TARGET_N = 10_000
+# The restart storm: every stream back within this many times the fresh connect time.
+TARGET_STORM_RESUME_RATIO = 1.5
 
 # Load generator: streams and files it needs beyond N, for its own pipes and the POSTs.
 FD_MARGIN = 256

@@ -1,11 +1,12 @@
 """The phases of one size: connect N streams, measure memory, fan-out latency, the sustained
-rate, and the chat stage."""
+rate, and the chat stage; and the restart storm."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import itertools
 import math
 import os
 import time
@@ -385,4 +386,122 @@ async def measure_chat(
         await server.stop()
     result["http_errors"] = dict(target.http_errors)
     target.http_errors.clear()
+    return result
+
+
+async def wait_until_resumed(pool: WorkerPool, streams: int, limit_s: float) -> float | None:
+    """Seconds until ``streams`` are live and none is reconnecting; None past ``limit_s``."""
+    started = time.monotonic()
+    last_print = started
+    while (elapsed := time.monotonic() - started) < limit_s:
+        status = await pool.status()
+        if status["live"] >= streams and not status["reconnecting"]:
+            return elapsed
+        if time.monotonic() - last_print >= 1.0:
+            log(f"    {status['live']:,}/{streams:,} live again ({elapsed:.1f} s)")
+            last_print = time.monotonic()
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def measure_storm(
+    session: aiohttp.ClientSession,
+    pool: WorkerPool,
+    target: Target,
+    n: int,
+    args: argparse.Namespace,
+    new_phase: PhaseIds,
+) -> dict[str, Any]:
+    """A restart storm: ``kill -9`` mid-chat, a restart on the same data and port, and every
+    stream back at once with its ``Last-Event-ID`` while messages keep coming.
+
+    Each stream behaves as a browser's EventSource: it waits the ``retry:`` delay the server
+    sent, then reconnects with the last id it saw, until it is live. Every chat message the
+    server acknowledged (201) must then reach every stream exactly once, in order.
+    """
+    label = f"{target.name} restart storm N={n:,}"
+    log(f"\n== {label}")
+    port = free_port()
+    server = target.server(port)
+    await server.start(session)
+    result: dict[str, Any] = {"n": n}
+    sender: asyncio.Task[None] | None = None
+    try:
+        await target.sign_in(session, server.base_url, args.users)
+        connect = await pool.connect(port, n, target.tokens or None, label, resume=True)
+        result["fresh_connect_s"] = connect["seconds"]
+        live = connect["live"]
+        await quiesce(server, pool)
+        phase = new_phase()
+        await pool.arm(phase, track=True)
+        acked: list[int] = []
+        refused: dict[str, int] = {}
+        base_url = server.base_url
+
+        async def chat_steadily() -> None:
+            interval = 1.0 / args.storm_rate
+            for seq in itertools.count():
+                token = target.tokens[seq % len(target.tokens)]
+                body = {"text": f"bench:{phase}:{seq}:{time.time_ns()};"}
+                try:
+                    async with session.post(
+                        base_url + "/api/messages",
+                        json=body,
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=aiohttp.ClientTimeout(total=5),
+                    ) as response:
+                        if response.status == 201:
+                            acked.append(seq)
+                        else:
+                            refused[str(response.status)] = refused.get(str(response.status), 0) + 1
+                except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                    name = type(error).__name__
+                    refused[name] = refused.get(name, 0) + 1
+                await asyncio.sleep(interval)
+
+        sender = asyncio.create_task(chat_steadily())
+        await asyncio.sleep(args.storm_before)
+        killed = time.monotonic()
+        await server.kill()
+        server = target.server(port)
+        await server.start(session)
+        result["restart_s"] = round(time.monotonic() - killed, 3)
+        resumed = await wait_until_resumed(pool, live, args.storm_timeout)
+        result["resume_s"] = round(time.monotonic() - killed, 3) if resumed is not None else None
+        await asyncio.sleep(args.storm_after)
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        await asyncio.sleep(1.0)
+        await quiesce(server, pool)
+        collected = await pool.collect(phase, acked)
+        status = await pool.status()
+        result.update(
+            {
+                "streams": live,
+                "live_after": status["live"],
+                "reconnect_attempts": status["reconnect_attempts"],
+                "messages_acked": len(acked),
+                "messages_refused": refused,
+                "lost": collected["lost"],
+                "duplicated": collected["duplicated"],
+                "out_of_order": collected["out_of_order"],
+                "resume_ratio": (
+                    round(result["resume_s"] / connect["seconds"], 3)
+                    if result["resume_s"] and connect["seconds"]
+                    else None
+                ),
+            }
+        )
+        log(
+            f"  {label}: fresh connect {connect['seconds']:.2f} s; killed, restarted in "
+            f"{result['restart_s']:.2f} s, all {live:,} streams back "
+            f"{result['resume_s']} s after the kill; {len(acked)} messages acknowledged: "
+            f"{result['lost']} lost, {result['duplicated']} duplicated, "
+            f"{result['out_of_order']} out of order"
+        )
+    finally:
+        if sender is not None:
+            sender.cancel()
+        await pool.close_streams()
+        await server.stop()
     return result

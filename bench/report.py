@@ -22,6 +22,7 @@ from bench.common import (
     TARGET_N,
     TARGET_P99_RATIO,
     TARGET_RATE_RATIO,
+    TARGET_STORM_RESUME_RATIO,
 )
 from bench.stats import ratio
 
@@ -143,6 +144,19 @@ def table(report: dict[str, Any]) -> str:
                 f"  {key.replace('_ms', ' (ms)'):<32}{fmt(mine, 1, '{:.2f}'):>12}"
                 f"{fmt(ref, 1, '{:.2f}'):>12}{'-' if r is None else f'{r:.2f}':>8}"
             )
+    for storm in report.get("storm", []):
+        lines.append(f"\nRestart storm, my_chat, N = {storm['n']:,} streams")
+        lines.append(
+            f"  {'fresh connect (s)':<32}{fmt(storm.get('fresh_connect_s'), 1, '{:.2f}'):>12}"
+        )
+        lines.append(
+            f"  {'kill -9 to restarted (s)':<32}{fmt(storm.get('restart_s'), 1, '{:.2f}'):>12}"
+        )
+        lines.append(
+            f"  {'kill -9 to all resumed (s)':<32}{fmt(storm.get('resume_s'), 1, '{:.2f}'):>12}"
+        )
+        for key in ("messages_acked", "lost", "duplicated", "out_of_order", "reconnect_attempts"):
+            lines.append(f"  {key.replace('_', ' '):<32}{fmt(storm.get(key), 1, '{:,.0f}'):>12}")
     lines.append(
         "\nTargets" + (f" (at N = {report['targets_n']:,})" if report["targets_n"] else "")
     )
@@ -208,6 +222,18 @@ def check_targets(report: dict[str, Any]) -> tuple[int | None, list[dict[str, An
         TARGET_CHAT_P50_MS,
         f"{chat_p50} ms",
     )
+    for storm in report.get("storm", []):
+        whole = (storm.get("lost"), storm.get("duplicated"), storm.get("out_of_order")) == (0, 0, 0)
+        resume_ratio = storm.get("resume_ratio")
+        add(
+            f"restart storm at N = {storm['n']:,}: 0 lost, duplicated or out of order, and every "
+            f"stream resumed within {TARGET_STORM_RESUME_RATIO} x the fresh connect time",
+            None if resume_ratio is None else (resume_ratio if whole else math.inf),
+            TARGET_STORM_RESUME_RATIO,
+            f"{storm.get('lost')} lost, {storm.get('duplicated')} duplicated, "
+            f"{storm.get('out_of_order')} out of order; resumed {storm.get('resume_s')} s after "
+            f"the kill, fresh connect {storm.get('fresh_connect_s')} s, ratio {resume_ratio}",
+        )
     return n, targets
 
 

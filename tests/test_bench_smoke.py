@@ -25,6 +25,7 @@ TOP_LEVEL_KEYS = {
     "settings",
     "chat",
     "sizes",
+    "storm",
     "targets",
     "targets_n",
     "duration_s",
@@ -72,6 +73,18 @@ def test_every_chat_message_reaches_all_hundred_clients(quick_report) -> None:
         assert result["streams"] == 100
         assert result["all_delivered"], (side, result)
         assert result["delivered"] == 100 * report["settings"]["chat_messages"]
+
+
+@pytest.mark.timeout(300)
+def test_the_restart_storm_loses_duplicates_and_reorders_nothing(quick_report) -> None:
+    """kill -9 mid-chat, a restart, every stream back with Last-Event-ID: every message the
+    server acknowledged reaches every stream exactly once, in order."""
+    report, _ = quick_report
+    (storm,) = report["storm"]
+    assert storm["streams"] == 200 and storm["live_after"] == 200, storm
+    assert storm["resume_s"] is not None, storm
+    assert storm["messages_acked"] > 0, storm
+    assert (storm["lost"], storm["duplicated"], storm["out_of_order"]) == (0, 0, 0), storm
 
 
 @pytest.mark.timeout(300)
