@@ -210,6 +210,7 @@ class WorkerPool:
         self._done: defaultdict[tuple[int, int], int] = defaultdict(int)
         self._waiters: dict[tuple[int, int], asyncio.Future[None]] = {}
         self.live = 0
+        self.next_index = 0
 
     async def start(self) -> None:
         await asyncio.gather(*(worker.start() for worker in self.workers))
@@ -238,7 +239,8 @@ class WorkerPool:
             count // len(self.workers) + (i < count % len(self.workers))
             for i in range(len(self.workers))
         ]
-        offset = 0
+        # Stream indices go on from the last connect, so streams of several calls never share one.
+        offset = self.next_index
         for worker, share in zip(self.workers, shares, strict=True):
             worker.progress_live = 0
             worker.send(
@@ -255,6 +257,7 @@ class WorkerPool:
                 }
             )
             offset += share
+        self.next_index = offset
         started = time.monotonic()
         pending = [asyncio.create_task(w.reply("connected", wait_s)) for w in self.workers]
         last_print = 0.0
@@ -356,3 +359,4 @@ class WorkerPool:
         for worker in self.workers:
             await worker.reply("closed", 60)
         self.live = 0
+        self.next_index = 0
