@@ -14,10 +14,17 @@ has *armed* count, so a chat message replayed as history on a later connection i
 Commands (one JSON object per line, ``cmd`` says which):
 
 ``connect``  open ``count`` streams to ``host:port`` (``GET /sse``, bearer ``tokens`` used in
-             turn); answers ``progress`` lines, then ``connected``.
+             turn); answers ``progress`` lines, then ``connected``. With ``resume``, a stream
+             that loses its connection behaves as a browser's EventSource: it waits the
+             ``retry:`` delay the server sent and reconnects with ``Last-Event-ID``, again
+             and again until it is live.
 ``arm``      start counting phase ``phase``; answers ``armed`` with the number of live streams.
              While armed, a ``seq_done`` line goes out when every armed stream has ``seq``.
-``collect``  answers ``collected`` with the phase's latencies and counts, and disarms it.
+             With ``track``, it also notes which ``seq`` each stream got, to count what was
+             lost, duplicated or out of order.
+``collect``  answers ``collected`` with the phase's latencies and counts, and disarms it;
+             for a tracked phase, ``acked`` lists the seqs every stream should have.
+``status``   answers ``status``: live streams, streams reconnecting, reconnect attempts.
 ``close``    closes every stream; answers ``closed``.
 ``exit``     ends the worker.
 """
@@ -38,6 +45,9 @@ MARKER = re.compile(rb"bench:(\d+):(\d+):(\d+);")
 # A marker is at most ~45 bytes; keeping this much of an unmatched tail never splits one.
 TAIL_KEEP = 64
 CONNECTION_ID = re.compile(rb"event: ?connection_id\r?\n")
+ID_LINE = re.compile(rb"(?:^|\n)id: ?(\d+)\r?\n")
+RETRY_LINE = re.compile(rb"(?:^|\n)retry: ?(\d+)\r?\n")
+DEFAULT_RETRY_MS = 3000  # what a browser waits when the server sent no retry:
 MAX_HEAD = 16 * 1024
 
 
@@ -45,19 +55,30 @@ class Phase:
     """Deliveries of one armed phase in this worker."""
 
     __slots__ = (
+        "duplicates",
         "expected",
         "first_ns",
+        "indices",
         "last_ns",
         "latencies_us",
         "notify",
+        "out_of_order",
         "seq_counts",
         "seq_last_ns",
         "stream_counts",
+        "stream_max",
+        "tracked",
     )
 
-    def __init__(self, streams: int, notify: bool) -> None:
+    def __init__(self, streams: int, notify: bool, indices: list[int] | None = None) -> None:
         self.expected = streams
         self.notify = notify
+        # Tracked phases: which seqs each stream got (a byte per seq), by stream index.
+        self.indices = indices
+        self.tracked: dict[int, bytearray] | None = {} if indices is not None else None
+        self.stream_max: dict[int, int] = {}
+        self.duplicates = 0
+        self.out_of_order = 0
         self.latencies_us = array("q")
         self.seq_counts: dict[bytes, int] = {}
         self.seq_last_ns: dict[bytes, int] = {}
@@ -79,17 +100,26 @@ class Stream(asyncio.Protocol):
         "chunked",
         "closed",
         "index",
+        "last_id",
         "live",
         "request",
+        "resume",
+        "retry_ms",
         "status",
         "transport",
         "worker",
     )
 
-    def __init__(self, worker: Worker, index: int, request: bytes) -> None:
+    def __init__(
+        self, worker: Worker, index: int, request: bytes, resume: bool = False, last_id: int = 0
+    ) -> None:
         self.worker = worker
         self.index = index
         self.request = request
+        # Resuming streams note the last ``id:`` and the ``retry:`` delay, as EventSource does.
+        self.resume = resume
+        self.last_id = last_id
+        self.retry_ms = DEFAULT_RETRY_MS
         self.transport: asyncio.Transport | None = None
         self.live: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.closed = False
@@ -132,6 +162,9 @@ class Stream(asyncio.Protocol):
             body = self._pre_live
             self._pre_live = b""
         text = self._tail + body if self._tail else body
+        if self.resume:
+            for found in ID_LINE.finditer(text):
+                self.last_id = max(self.last_id, int(found[1]))
         end = 0
         for match in MARKER.finditer(text):
             self.worker.deliver(self, match, now)
@@ -209,6 +242,9 @@ class Stream(asyncio.Protocol):
         frame_end = self._pre_live.find(b"\n\n", match.end())
         if frame_end < 0:
             return False
+        retry = RETRY_LINE.search(self._pre_live, 0, frame_end + 1)
+        if retry is not None:
+            self.retry_ms = int(retry[1])
         self.live.set_result(None)
         self.worker.on_stream_live(self)
         return True
@@ -226,6 +262,11 @@ class Worker:
         self.phases: dict[bytes, Phase] = {}
         self.lost_after_live = 0
         self.out = sys.stdout
+        # Resuming streams: where to reconnect, which are reconnecting, how many tries so far.
+        self.address: tuple[str, int] = ("127.0.0.1", 0)
+        self.reconnecting: set[asyncio.Task[None]] = set()
+        self.reconnect_attempts = 0
+        self.closing = False
 
     def send(self, message: dict[str, Any]) -> None:
         self.out.write(json.dumps(message, separators=(",", ":")) + "\n")
@@ -237,8 +278,35 @@ class Worker:
         self.streams[stream.index] = stream
 
     def on_stream_lost(self, stream: Stream) -> None:
-        if self.streams.pop(stream.index, None) is not None:
-            self.lost_after_live += 1
+        if self.streams.get(stream.index) is not stream:
+            return
+        del self.streams[stream.index]
+        self.lost_after_live += 1
+        if stream.resume and not self.closing:
+            task = asyncio.create_task(self.reconnect(stream))
+            self.reconnecting.add(task)
+            task.add_done_callback(self.reconnecting.discard)
+
+    async def reconnect(self, lost: Stream) -> None:
+        """Wait the server's ``retry:`` delay, reconnect with ``Last-Event-ID``, until live."""
+        loop = asyncio.get_running_loop()
+        head, _, _ = lost.request.partition(b"\r\n\r\n")
+        head = b"\r\n".join(
+            line for line in head.split(b"\r\n") if not line.startswith(b"Last-Event-ID:")
+        )
+        while not self.closing:
+            await asyncio.sleep(lost.retry_ms / 1000)
+            request = head + b"\r\nLast-Event-ID: %d\r\n\r\n" % lost.last_id
+            stream = Stream(self, lost.index, request, resume=True, last_id=lost.last_id)
+            stream.retry_ms = lost.retry_ms
+            self.reconnect_attempts += 1
+            try:
+                await loop.create_connection(lambda s=stream: s, *self.address)
+                await asyncio.wait_for(stream.live, 60)
+                return
+            except (OSError, ConnectionError, TimeoutError):
+                if stream.transport is not None:
+                    stream.transport.abort()
 
     def deliver(self, stream: Stream, match: re.Match[bytes], now: int) -> None:
         phase = self.phases.get(match[1])
@@ -246,6 +314,8 @@ class Worker:
             return
         seq = match[2]
         phase.latencies_us.append((now - int(match[3])) // 1000)
+        if phase.tracked is not None:
+            self.track(phase, stream.index, int(match[2]))
         count = phase.seq_counts.get(seq, 0) + 1
         phase.seq_counts[seq] = count
         phase.seq_last_ns[seq] = now
@@ -257,11 +327,30 @@ class Worker:
         if phase.notify and count == phase.expected:
             self.send({"ev": "seq_done", "phase": int(match[1]), "seq": int(seq)})
 
+    @staticmethod
+    def track(phase: Phase, index: int, seq: int) -> None:
+        assert phase.tracked is not None
+        seen = phase.tracked.get(index)
+        if seen is None:
+            seen = phase.tracked[index] = bytearray()
+        if seq >= len(seen):
+            seen.extend(bytes(seq + 64 - len(seen)))
+        if seen[seq]:
+            phase.duplicates += 1
+            return
+        seen[seq] = 1
+        if seq < phase.stream_max.get(index, -1):
+            phase.out_of_order += 1
+        else:
+            phase.stream_max[index] = seq
+
     # commands
 
     async def connect(self, command: dict[str, Any]) -> None:
         loop = asyncio.get_running_loop()
         host, port = command["host"], int(command["port"])
+        self.address = (host, port)
+        resume = bool(command.get("resume", False))
         count, offset = int(command["count"]), int(command.get("offset", 0))
         tokens: list[str] = command.get("tokens") or []
         timeout = float(command.get("timeout", 60.0))
@@ -283,7 +372,7 @@ class Worker:
             request = request_for(index)
             for attempt in range(attempts):
                 async with limit:
-                    stream = Stream(self, index, request)
+                    stream = Stream(self, index, request, resume=resume)
                     try:
                         await loop.create_connection(lambda s=stream: s, host, port)
                         await asyncio.wait_for(stream.live, timeout)
@@ -320,7 +409,8 @@ class Worker:
 
     def arm(self, command: dict[str, Any]) -> None:
         key = str(int(command["phase"])).encode()
-        self.phases[key] = Phase(len(self.streams), bool(command.get("notify", True)))
+        indices = sorted(self.streams) if command.get("track") else None
+        self.phases[key] = Phase(len(self.streams), bool(command.get("notify", True)), indices)
         self.send({"ev": "armed", "phase": int(key), "streams": len(self.streams)})
 
     def collect(self, command: dict[str, Any]) -> None:
@@ -328,6 +418,19 @@ class Worker:
         phase = self.phases.pop(key, None) or Phase(0, False)
         per_stream = Counter(phase.stream_counts.values())
         per_stream[0] += phase.expected - len(phase.stream_counts)
+        tracked = {}
+        if phase.tracked is not None:
+            acked = [int(seq) for seq in command.get("acked", [])]
+            lost = 0
+            for index in phase.indices or []:
+                seen = phase.tracked.get(index, b"")
+                lost += sum(1 for seq in acked if seq >= len(seen) or not seen[seq])
+            tracked = {
+                "lost": lost,
+                "duplicated": phase.duplicates,
+                "out_of_order": phase.out_of_order,
+                "tracked_streams": len(phase.indices or []),
+            }
         self.send(
             {
                 "ev": "collected",
@@ -342,16 +445,32 @@ class Worker:
                 "streams_by_count": {int(c): n for c, n in per_stream.items() if n},
                 "first_ns": phase.first_ns,
                 "last_ns": phase.last_ns,
+                **tracked,
+            }
+        )
+
+    def status(self) -> None:
+        self.send(
+            {
+                "ev": "status",
+                "live": len(self.streams),
+                "reconnecting": len(self.reconnecting),
+                "reconnect_attempts": self.reconnect_attempts,
             }
         )
 
     def close(self) -> None:
+        self.closing = True
+        for task in self.reconnecting:
+            task.cancel()
         for stream in list(self.streams.values()):
             if stream.transport is not None:
                 stream.transport.abort()
         self.streams.clear()
         self.phases.clear()
         self.lost_after_live = 0
+        self.reconnect_attempts = 0
+        self.closing = False
         self.send({"ev": "closed"})
 
 
@@ -373,6 +492,8 @@ async def serve_commands() -> None:
                 worker.arm(command)
             case "collect":
                 worker.collect(command)
+            case "status":
+                worker.status()
             case "close":
                 worker.close()
             case "exit":

@@ -1,15 +1,17 @@
 """The phases of one size: connect N streams, measure memory, fan-out latency, the sustained
-rate, and the chat stage."""
+rate, and the chat stage; and the restart storm."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import itertools
 import math
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -383,6 +385,306 @@ async def measure_chat(
     finally:
         await pool.close_streams()
         await server.stop()
+    result["http_errors"] = dict(target.http_errors)
+    target.http_errors.clear()
+    return result
+
+
+async def wait_until_resumed(pool: WorkerPool, streams: int, limit_s: float) -> float | None:
+    """Seconds until ``streams`` are live and none is reconnecting; None past ``limit_s``."""
+    started = time.monotonic()
+    last_print = started
+    while (elapsed := time.monotonic() - started) < limit_s:
+        status = await pool.status()
+        if status["live"] >= streams and not status["reconnecting"]:
+            return elapsed
+        if time.monotonic() - last_print >= 1.0:
+            log(f"    {status['live']:,}/{streams:,} live again ({elapsed:.1f} s)")
+            last_print = time.monotonic()
+        await asyncio.sleep(0.1)
+    return None
+
+
+async def measure_storm(
+    session: aiohttp.ClientSession,
+    pool: WorkerPool,
+    target: Target,
+    n: int,
+    args: argparse.Namespace,
+    new_phase: PhaseIds,
+) -> dict[str, Any]:
+    """A restart storm: ``kill -9`` mid-chat, a restart on the same data and port, and every
+    stream back at once with its ``Last-Event-ID`` while messages keep coming.
+
+    Each stream behaves as a browser's EventSource: it waits the ``retry:`` delay the server
+    sent, then reconnects with the last id it saw, until it is live. Every chat message the
+    server acknowledged (201) must then reach every stream exactly once, in order.
+    """
+    label = f"{target.name} restart storm N={n:,}"
+    log(f"\n== {label}")
+    port = free_port()
+    server = target.server(port)
+    await server.start(session)
+    result: dict[str, Any] = {"n": n}
+    sender: asyncio.Task[None] | None = None
+    try:
+        await target.sign_in(session, server.base_url, args.users)
+        connect = await pool.connect(port, n, target.tokens or None, label, resume=True)
+        result["fresh_connect_s"] = connect["seconds"]
+        live = connect["live"]
+        await quiesce(server, pool)
+        phase = new_phase()
+        await pool.arm(phase, track=True)
+        acked: list[int] = []
+        refused: dict[str, int] = {}
+        base_url = server.base_url
+
+        async def chat_steadily() -> None:
+            interval = 1.0 / args.storm_rate
+            for seq in itertools.count():
+                token = target.tokens[seq % len(target.tokens)]
+                body = {"text": f"bench:{phase}:{seq}:{time.time_ns()};"}
+                try:
+                    async with session.post(
+                        base_url + "/api/messages",
+                        json=body,
+                        headers={"Authorization": f"Bearer {token}"},
+                        timeout=aiohttp.ClientTimeout(total=5),
+                    ) as response:
+                        if response.status == 201:
+                            acked.append(seq)
+                        else:
+                            refused[str(response.status)] = refused.get(str(response.status), 0) + 1
+                except (aiohttp.ClientError, OSError, TimeoutError) as error:
+                    name = type(error).__name__
+                    refused[name] = refused.get(name, 0) + 1
+                await asyncio.sleep(interval)
+
+        sender = asyncio.create_task(chat_steadily())
+        await asyncio.sleep(args.storm_before)
+        killed = time.monotonic()
+        await server.kill()
+        server = target.server(port)
+        await server.start(session)
+        result["restart_s"] = round(time.monotonic() - killed, 3)
+        resumed = await wait_until_resumed(pool, live, args.storm_timeout)
+        result["resume_s"] = round(time.monotonic() - killed, 3) if resumed is not None else None
+        await asyncio.sleep(args.storm_after)
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        await asyncio.sleep(1.0)
+        await quiesce(server, pool)
+        collected = await pool.collect(phase, acked)
+        status = await pool.status()
+        result.update(
+            {
+                "streams": live,
+                "live_after": status["live"],
+                "reconnect_attempts": status["reconnect_attempts"],
+                "messages_acked": len(acked),
+                "messages_refused": refused,
+                "lost": collected["lost"],
+                "duplicated": collected["duplicated"],
+                "out_of_order": collected["out_of_order"],
+                "resume_ratio": (
+                    round(result["resume_s"] / connect["seconds"], 3)
+                    if result["resume_s"] and connect["seconds"]
+                    else None
+                ),
+            }
+        )
+        log(
+            f"  {label}: fresh connect {connect['seconds']:.2f} s; killed, restarted in "
+            f"{result['restart_s']:.2f} s, all {live:,} streams back "
+            f"{result['resume_s']} s after the kill; {len(acked)} messages acknowledged: "
+            f"{result['lost']} lost, {result['duplicated']} duplicated, "
+            f"{result['out_of_order']} out of order"
+        )
+    finally:
+        if sender is not None:
+            sender.cancel()
+        await pool.close_streams()
+        await server.stop()
+    return result
+
+
+async def chat_throughput(
+    session: aiohttp.ClientSession,
+    pool: WorkerPool,
+    servers: list[ServerProcess],
+    target: Target,
+    new_phase: PhaseIds,
+    args: argparse.Namespace,
+    label: str,
+) -> dict[str, Any]:
+    """Chat messages accepted per second, and the harness's own ceiling.
+
+    ``args.throughput_senders`` clients (each its own account) post as fast as they get
+    answers, for ``args.throughput_seconds``, spread over ``servers``; a message counts when it
+    is acknowledged (201, so committed). Every acknowledged message must then reach each of the
+    ``args.throughput_listeners`` streams, exactly once. The ceiling is the same harness with
+    a body the server refuses after sign-in and JSON parsing (an empty text, 400): what the
+    HTTP layer alone allows here, so the store's share of the cost shows.
+    """
+    tokens = target.tokens[: args.throughput_senders]
+    listeners = args.throughput_listeners
+    for index, server in enumerate(servers):
+        share = listeners // len(servers) + (index < listeners % len(servers))
+        await pool.connect(server.port, share, target.tokens or None, f"{label} listeners")
+    await quiesce(servers[0], pool)
+    loop = asyncio.get_running_loop()
+
+    async def hammer(text_of: Callable[[int], str], expect: int) -> tuple[list[int], float, dict]:
+        seqs = itertools.count()
+        answered: list[int] = []
+        other: dict[str, int] = {}
+        deadline = loop.time() + args.throughput_seconds
+
+        async def sender(number: int) -> None:
+            url = servers[number % len(servers)].base_url + "/api/messages"
+            headers = {"Authorization": f"Bearer {tokens[number % len(tokens)]}"}
+            while loop.time() < deadline:
+                seq = next(seqs)
+                try:
+                    async with session.post(
+                        url, json={"text": text_of(seq)}, headers=headers
+                    ) as response:
+                        await response.read()
+                        if response.status == expect:
+                            answered.append(seq)
+                        else:
+                            other[str(response.status)] = other.get(str(response.status), 0) + 1
+                except (aiohttp.ClientError, OSError) as error:
+                    other[type(error).__name__] = other.get(type(error).__name__, 0) + 1
+
+        started = loop.time()
+        await asyncio.gather(*(sender(i) for i in range(args.throughput_senders)))
+        return answered, loop.time() - started, other
+
+    ceiling_answered, ceiling_s, ceiling_other = await hammer(lambda seq: "", 400)
+    await quiesce(servers[0], pool)
+    phase = new_phase()
+    await pool.arm(phase, track=True)
+    measuring = cpu_window(servers[0], pool)
+    acked, accepted_s, refused = await hammer(
+        lambda seq: f"bench:{phase}:{seq}:{time.time_ns()};", 201
+    )
+    await asyncio.sleep(1.0)
+    await quiesce(servers[0], pool)
+    cpu = measuring()
+    collected = await pool.collect(phase, acked)
+    await pool.close_streams()
+    accepted_rate = len(acked) / accepted_s
+    ceiling_rate = len(ceiling_answered) / ceiling_s
+    result = {
+        "senders": args.throughput_senders,
+        "listeners": listeners,
+        "processes": len(servers),
+        "seconds": round(accepted_s, 2),
+        "accepted": len(acked),
+        "accepted_per_s": round(accepted_rate),
+        "refused": refused,
+        "ceiling_per_s": round(ceiling_rate),
+        "ceiling_other_answers": ceiling_other,
+        "ratio_to_ceiling": round(accepted_rate / ceiling_rate, 3) if ceiling_rate else None,
+        "lost": collected["lost"],
+        "duplicated": collected["duplicated"],
+        "latency": latency_summary(collected["latencies_us"]),
+        "cpu": cpu,
+    }
+    log(
+        f"  {label}: {result['accepted_per_s']:,} messages/s accepted "
+        f"({result['ratio_to_ceiling']} x the {result['ceiling_per_s']:,}/s ceiling), "
+        f"{result['lost']} lost, {result['duplicated']} duplicated at {listeners} listeners"
+    )
+    return result
+
+
+async def measure_throughput(
+    session: aiohttp.ClientSession,
+    pool: WorkerPool,
+    target: Target,
+    args: argparse.Namespace,
+    new_phase: PhaseIds,
+) -> dict[str, Any]:
+    label = f"{target.name} chat throughput"
+    log(f"\n== {label}")
+    server = target.server(free_port())
+    await server.start(session)
+    try:
+        await target.sign_in(session, server.base_url, args.users)
+        return await chat_throughput(session, pool, [server], target, new_phase, args, label)
+    finally:
+        await pool.close_streams()
+        await server.stop()
+
+
+async def measure_redis(
+    session: aiohttp.ClientSession,
+    pool: WorkerPool,
+    target: Target,
+    n: int,
+    args: argparse.Namespace,
+    new_phase: PhaseIds,
+    folder: Path,
+) -> dict[str, Any]:
+    """Scale-out on a real redis-server: two my_chat processes with N/2 streams each.
+
+    Broadcasts and chat messages are posted to the first process; half the streams read them
+    from the second, so every frame there crossed Redis. Then the chat throughput with the
+    senders and listeners spread over both.
+    """
+    from tests.redis_server import RedisServer  # the tests' launcher: a free port, its folder
+
+    label = f"{target.name} Redis, 2 processes, N={n:,}"
+    log(f"\n== {label}")
+    # everysec: like SQLite's WAL with synchronous=NORMAL, an acknowledged message survives a
+    # killed my_chat, not a power loss.
+    redis = RedisServer(folder, appendfsync="everysec").start()
+    servers = [target.server(free_port(), redis.url) for _ in range(2)]
+    saved_tokens, target.tokens = target.tokens, []
+    result: dict[str, Any] = {"n": n, "processes": 2, "redis_appendfsync": "everysec"}
+    try:
+        for server in servers:
+            await server.start(session)
+        await target.sign_in(session, servers[0].base_url, args.users)
+        connects = []
+        for index, server in enumerate(servers):
+            share = n // 2 + (index < n % 2)
+            connects.append(
+                await pool.connect(server.port, share, target.tokens, f"{label} on {server.port}")
+            )
+        result["connect"] = {
+            "live": sum(c["live"] for c in connects),
+            "seconds": round(sum(c["seconds"] for c in connects), 3),
+        }
+        await quiesce(servers[0], pool)
+        result["push"] = await fanout(
+            pool,
+            servers[0],
+            target.broadcaster(session, servers[0].base_url),
+            new_phase,
+            args.broadcasts,
+            f"{label} push",
+        )
+        result["chat"] = await fanout(
+            pool,
+            servers[0],
+            target.chatter(session, servers[0].base_url),
+            new_phase,
+            args.broadcasts,
+            f"{label} chat",
+        )
+        await pool.close_streams()
+        result["throughput"] = await chat_throughput(
+            session, pool, servers, target, new_phase, args, f"{label} throughput"
+        )
+    finally:
+        await pool.close_streams()
+        for server in servers:
+            await server.stop()
+        redis.stop()
+        target.tokens = saved_tokens
     result["http_errors"] = dict(target.http_errors)
     target.http_errors.clear()
     return result

@@ -122,6 +122,13 @@ class ServerProcess:
                 total += process.memory_info().rss
         return total
 
+    async def kill(self) -> None:
+        """``kill -9``: no shutdown, no goodbye to the streams, as in a crash."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.kill()
+        await self.proc.wait()
+
     async def stop(self) -> None:
         if self.proc is None or self.proc.returncode is not None:
             return
@@ -203,6 +210,7 @@ class WorkerPool:
         self._done: defaultdict[tuple[int, int], int] = defaultdict(int)
         self._waiters: dict[tuple[int, int], asyncio.Future[None]] = {}
         self.live = 0
+        self.next_index = 0
 
     async def start(self) -> None:
         await asyncio.gather(*(worker.start() for worker in self.workers))
@@ -219,13 +227,20 @@ class WorkerPool:
         return found
 
     async def connect(
-        self, port: int, count: int, tokens: list[str] | None, label: str, wait_s: float = 120.0
+        self,
+        port: int,
+        count: int,
+        tokens: list[str] | None,
+        label: str,
+        wait_s: float = 120.0,
+        resume: bool = False,
     ) -> dict[str, Any]:
         shares = [
             count // len(self.workers) + (i < count % len(self.workers))
             for i in range(len(self.workers))
         ]
-        offset = 0
+        # Stream indices go on from the last connect, so streams of several calls never share one.
+        offset = self.next_index
         for worker, share in zip(self.workers, shares, strict=True):
             worker.progress_live = 0
             worker.send(
@@ -238,9 +253,11 @@ class WorkerPool:
                     "tokens": tokens or [],
                     "concurrency": 64,
                     "timeout": 60,
+                    "resume": resume,
                 }
             )
             offset += share
+        self.next_index = offset
         started = time.monotonic()
         pending = [asyncio.create_task(w.reply("connected", wait_s)) for w in self.workers]
         last_print = 0.0
@@ -266,9 +283,9 @@ class WorkerPool:
             "errors": dict(errors),
         }
 
-    async def arm(self, phase: int) -> int:
+    async def arm(self, phase: int, track: bool = False) -> int:
         for worker in self.workers:
-            worker.send({"cmd": "arm", "phase": phase, "notify": True})
+            worker.send({"cmd": "arm", "phase": phase, "notify": not track, "track": track})
         replies = [await worker.reply("armed", 30) for worker in self.workers]
         self._armed[phase] = sum(1 for reply in replies if reply["streams"] > 0)
         return sum(reply["streams"] for reply in replies)
@@ -289,9 +306,9 @@ class WorkerPool:
         self._waiters[key] = waiter
         return waiter
 
-    async def collect(self, phase: int) -> dict[str, Any]:
+    async def collect(self, phase: int, acked: list[int] | None = None) -> dict[str, Any]:
         for worker in self.workers:
-            worker.send({"cmd": "collect", "phase": phase})
+            worker.send({"cmd": "collect", "phase": phase, "acked": acked or []})
         replies = [await worker.reply("collected", 60) for worker in self.workers]
         for key in [k for k in self._waiters if k[0] == phase]:
             self._waiters.pop(key).cancel()
@@ -310,7 +327,13 @@ class WorkerPool:
                 seq_last_ns[int(seq)] = max(last, seq_last_ns.get(int(seq), 0))
             for count, streams in reply["streams_by_count"].items():
                 streams_by_count[int(count)] += streams
+        tracked = {
+            key: sum(r[key] for r in replies)
+            for key in ("lost", "duplicated", "out_of_order", "tracked_streams")
+            if key in replies[0]
+        }
         return {
+            **tracked,
             "streams": sum(r["streams"] for r in replies),
             "live_now": sum(r["live_now"] for r in replies),
             "lost_after_live": sum(r["lost_after_live"] for r in replies),
@@ -320,9 +343,20 @@ class WorkerPool:
             "streams_by_count": dict(streams_by_count),
         }
 
+    async def status(self) -> dict[str, int]:
+        """Streams live and reconnecting now, and reconnect attempts so far, over all workers."""
+        for worker in self.workers:
+            worker.send({"cmd": "status"})
+        replies = [await worker.reply("status", 30) for worker in self.workers]
+        return {
+            key: sum(reply[key] for reply in replies)
+            for key in ("live", "reconnecting", "reconnect_attempts")
+        }
+
     async def close_streams(self) -> None:
         for worker in self.workers:
             worker.send({"cmd": "close"})
         for worker in self.workers:
             await worker.reply("closed", 60)
         self.live = 0
+        self.next_index = 0

@@ -33,10 +33,18 @@ from typing import Any
 import aiohttp
 
 from bench.common import FD_MARGIN, RESULTS_DIR, SCHEMA_VERSION, log
-from bench.phases import PhaseIds, measure_chat, measure_size
+from bench.phases import (
+    PhaseIds,
+    measure_chat,
+    measure_redis,
+    measure_size,
+    measure_storm,
+    measure_throughput,
+)
 from bench.processes import WorkerPool, raise_open_file_limit
 from bench.report import check_targets, comparisons, host_kind, machine_info, strip_for_json, table
 from bench.targets import Target
+from tests.redis_server import redis_server_path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -105,6 +113,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a ramp step holds only while p99 stays under this, s (%(default)s)",
     )
     parser.add_argument(
+        "--storm-sizes",
+        default=None,
+        help="N for the restart storm, comma-separated; 0 skips it (default: the largest size)",
+    )
+    parser.add_argument(
+        "--storm-rate",
+        type=float,
+        default=20.0,
+        help="chat messages per second during the storm (%(default)s)",
+    )
+    parser.add_argument(
+        "--storm-before", type=float, default=2.0, help="seconds of chat before the kill"
+    )
+    parser.add_argument(
+        "--storm-after", type=float, default=2.0, help="seconds of chat after all resumed"
+    )
+    parser.add_argument(
+        "--storm-timeout",
+        type=float,
+        default=120.0,
+        help="give up waiting for the streams to resume after this many seconds (%(default)s)",
+    )
+    parser.add_argument("--throughput-senders", type=int, default=20)
+    parser.add_argument("--throughput-listeners", type=int, default=10)
+    parser.add_argument(
+        "--throughput-seconds",
+        type=float,
+        default=5.0,
+        help="seconds the senders post for, once for the ceiling, once for real (%(default)s)",
+    )
+    parser.add_argument(
+        "--redis-sizes",
+        default=None,
+        help="N for the Redis phase (two processes); 0 skips it (default: the largest size)",
+    )
+    parser.add_argument(
         "--settle",
         type=float,
         default=1.0,
@@ -153,9 +197,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.step_seconds = min(args.step_seconds, 1.0)
         args.settle = min(args.settle, 0.3)
         args.copy = False
+    if args.quick:
+        args.throughput_seconds = min(args.throughput_seconds, 1.5)
+        args.throughput_senders = min(args.throughput_senders, args.users)
     if args.output is None:
         args.output = RESULTS_DIR / ("quick.json" if args.quick else "latest.json")
     args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
+    storm = args.storm_sizes if args.storm_sizes is not None else str(max(args.size_list))
+    args.storm_list = [int(s) for s in storm.split(",") if s.strip() and int(s) > 0]
+    redis = args.redis_sizes if args.redis_sizes is not None else str(max(args.size_list))
+    args.redis_list = [int(s) for s in redis.split(",") if s.strip() and int(s) > 0]
     args.target_list = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = set(args.target_list) - {"my_chat", "reference"}
     if unknown or not args.target_list or not args.size_list:
@@ -185,6 +236,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             report["chat"] = {
                 t.name: await measure_chat(session, pool, t, args, new_phase) for t in targets
             }
+            report["throughput"] = {
+                t.name: await measure_throughput(session, pool, t, args, new_phase)
+                for t in targets
+                if t.has_chat
+            }
             for n in args.size_list:
                 size: dict[str, Any] = {"n": n}
                 for target in targets:
@@ -198,6 +254,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         size[target.name] = {"n": n, "error": str(error)}
                 size["ratio"] = comparisons(size)
                 report["sizes"].append(size)
+            report["redis"] = [
+                await measure_redis(session, pool, target, n, args, new_phase, workdir / f"r{n}")
+                for target in targets
+                if target.has_chat and redis_server_path()
+                for n in args.redis_list
+            ]
+            if args.redis_list and not redis_server_path():
+                log("\nRedis phase skipped: redis-server is not installed")
+            report["storm"] = [
+                await measure_storm(session, pool, target, n, args, new_phase)
+                for target in targets
+                if target.has_chat
+                for n in args.storm_list
+            ]
     finally:
         await pool.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -210,9 +280,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Each server holds N sockets and each worker its share: the largest N plus a margin.
-    limit = raise_open_file_limit(max([*args.size_list, args.chat_clients]) + FD_MARGIN)
+    limit = raise_open_file_limit(
+        max([*args.size_list, *args.storm_list, *args.redis_list, args.chat_clients]) + FD_MARGIN
+    )
     settings = {
-        k: v for k, v in vars(args).items() if k not in {"output", "size_list", "target_list"}
+        k: v
+        for k, v in vars(args).items()
+        if k not in {"output", "size_list", "target_list", "storm_list", "redis_list"}
     }
     settings["sizes"] = args.size_list
     settings["targets"] = args.target_list

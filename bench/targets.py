@@ -30,6 +30,8 @@ class Target:
     log_dir: Path
     extra_args: list[str] = field(default_factory=list)
     service_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # One secret for every process of a run, as a deployment behind a load balancer needs.
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     tokens: list[str] = field(default_factory=list)
     http_errors: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
 
@@ -37,11 +39,16 @@ class Target:
     def has_chat(self) -> bool:
         return self.name == "my_chat"
 
-    def server(self, port: int) -> ServerProcess:
+    def server(self, port: int, redis_url: str | None = None) -> ServerProcess:
+        """The server on ``port``; my_chat with ``redis_url`` runs in Redis mode, with its own
+        data folder (the messages, accounts and presence are in Redis)."""
         env = dict(os.environ)
         log_path = self.log_dir / f"{self.name}.log"
         if self.name == "my_chat":
             env["MY_CHAT_SERVICE_KEY"] = self.service_key
+            env["MY_CHAT_JWT_SECRET"] = self.jwt_secret
+            data_dir = self.data_dir if redis_url is None else self.data_dir / f"redis-{port}"
+            redis = ["--redis", redis_url] if redis_url else []
             argv = [
                 sys.executable,
                 "-m",
@@ -51,9 +58,15 @@ class Target:
                 "--port",
                 str(port),
                 "--data-dir",
-                str(self.data_dir),
+                str(data_dir),
                 "--signup-per-minute",
                 "0",
+                # Capacity, not abuse: the limiter still runs on every message, it never says no.
+                "--message-burst",
+                "1000000",
+                "--message-rate",
+                "1000000",
+                *redis,
                 *self.extra_args,
             ]
             ready = "/api/status"
