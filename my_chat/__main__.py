@@ -100,6 +100,18 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="sign-ups per address and minute, 0 for no limit (%(default)s)",
     )
     parser.add_argument(
+        "--max-streams-per-user",
+        type=int,
+        default=defaults.max_streams_per_user,
+        help="open streams one user may have, 0 for no cap (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=int,
+        default=defaults.max_streams,
+        help="open streams in this process, 0 for no cap (%(default)s)",
+    )
+    parser.add_argument(
         "--exercises",
         action="store_true",
         help="run on your code in exercises/ instead of solutions/",

@@ -50,6 +50,9 @@ class Settings:
     # Messages one resume (Last-Event-ID) replays at most; a client further behind is told
     # with a ``recovered`` event and loads the rest through the paged history API.
     replay_max: int = 1000
+    # Origins besides the server's own (its Host) whose pages may POST, e.g. when a proxy
+    # rewrites Host: ("https://chat.example.com",).
+    allowed_origins: tuple[str, ...] = ()
 
     exercises: bool = False
     redis_url: str | None = None
