@@ -112,6 +112,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="open streams in this process, 0 for no cap (%(default)s)",
     )
     parser.add_argument(
+        "--replay-max",
+        type=int,
+        default=defaults.replay_max,
+        help="messages one resume replays at most, 0 for no cap (%(default)s)",
+    )
+    parser.add_argument(
         "--exercises",
         action="store_true",
         help="run on your code in exercises/ instead of solutions/",
