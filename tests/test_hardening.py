@@ -77,7 +77,11 @@ async def test_a_failed_sign_up_insert_is_rolled_back(server):
         await server.context.accounts.create("x\ud800", PASSWORD, 1)
     except UnicodeEncodeError:
         pass
-    await server.user("bob")
+    else:
+        raise AssertionError("SQLite stored a lone surrogate")
+    await server.client().login("alice")  # a read on the accounts connection
+    await alice.send("a write on the other connection")
+    await server.user("bob")  # without the rollback: "database is locked"
     status, body = await alice.request("POST", "/api/messages", json={"text": "fine"})
     assert status == 201, body
 
