@@ -251,7 +251,7 @@ async def test_streams_over_the_per_user_cap_are_429_before_the_stream(make_serv
             stream.close()
 
 
-async def test_the_default_caps(tmp_path):
+async def test_the_default_caps():
     from my_chat.config import Settings
 
     assert Settings().max_streams_per_user == 20 and Settings().max_streams > 0
