@@ -61,6 +61,11 @@ class Target:
                 str(data_dir),
                 "--signup-per-minute",
                 "0",
+                # The benchmark measures capacity: its streams share few accounts, so no caps.
+                "--max-streams-per-user",
+                "0",
+                "--max-streams",
+                "0",
                 # Capacity, not abuse: the limiter still runs on every message, it never says no.
                 "--message-burst",
                 "1000000",

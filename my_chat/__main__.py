@@ -133,6 +133,24 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="presence changes are sent at most once per this many seconds (%(default)s)",
     )
     parser.add_argument(
+        "--max-streams-per-user",
+        type=int,
+        default=defaults.max_streams_per_user,
+        help="open streams one user may have, 0 for no cap (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=int,
+        default=defaults.max_streams,
+        help="open streams in this process, 0 for no cap (%(default)s)",
+    )
+    parser.add_argument(
+        "--replay-max",
+        type=int,
+        default=defaults.replay_max,
+        help="messages one resume replays at most, 0 for no cap (%(default)s)",
+    )
+    parser.add_argument(
         "--exercises",
         action="store_true",
         help="run on your code in exercises/ instead of solutions/",
