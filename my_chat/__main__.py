@@ -100,6 +100,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="sign-ups per address and minute, 0 for no limit (%(default)s)",
     )
     parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=defaults.grpc_port,
+        help="serve the gRPC push service (my_chat/sse.proto) on this port, 0 for off "
+        "(%(default)s)",
+    )
+    parser.add_argument(
         "--exercises",
         action="store_true",
         help="run on your code in exercises/ instead of solutions/",
@@ -123,7 +130,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
 async def run(settings: Settings) -> None:
     app = create_app(settings)
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except BaseException:
+        # Start-up failed part-way (a busy gRPC port, say): close what did start, such as
+        # the database, whose threads would otherwise keep the process from exiting.
+        await runner.cleanup()
+        raise
     site = web.TCPSite(runner, settings.host, settings.port, backlog=4096)
     try:
         await site.start()

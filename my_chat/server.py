@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from my_chat import auth, chat, connection, push
+from my_chat import auth, chat, connection, grpc_push, metrics, push
 from my_chat.accounts import AccountStore
 from my_chat.broker import LocalBroker
 from my_chat.client_manager import ClientManager
@@ -28,6 +28,7 @@ from my_chat.context import CONTEXT, ServiceContext
 from my_chat.errors import json_errors
 from my_chat.events import RECONNECT, ReconnectData, to_json
 from my_chat.history import NoHistory
+from my_chat.metrics import METRICS, Metrics
 from my_chat.parts import check_parts, import_parts, status_lines
 from my_chat.ratelimit import RateLimiter
 from my_chat.sessions import JwtSessions, MemorySessions
@@ -64,7 +65,7 @@ async def open_store(parts, settings: Settings):
     return NoHistory()
 
 
-async def build_context(settings: Settings) -> ServiceContext:
+async def build_context(settings: Settings, manager: ClientManager | None = None) -> ServiceContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     parts = import_parts(settings.exercises)
     await check_parts(parts)
@@ -95,7 +96,7 @@ async def build_context(settings: Settings) -> ServiceContext:
     if not parts.done("private"):
         logger.warning("private-message exercise not done: messages with 'to' are refused")
 
-    manager = ClientManager()
+    manager = manager or ClientManager()
     accounts, store, broker = await open_services(settings, manager, parts)
     return ServiceContext(
         settings=settings,
@@ -174,7 +175,10 @@ def _report_crash(task: asyncio.Task) -> None:
 
 # --8<-- [start:lifecycle]
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    context = await build_context(app[SETTINGS])
+    measured = app[METRICS]
+    context = await build_context(app[SETTINGS], measured.client_manager())
+    context.store = measured.replay_counting(context.store)
+    measured.watch(context)
     app[CONTEXT] = context
     await context.broker.start()
     tasks = background_tasks(context)
@@ -232,12 +236,25 @@ async def index(request: web.Request) -> web.FileResponse:
 def create_app(settings: Settings | None = None) -> web.Application:
     """The whole chat server as one aiohttp application."""
     settings = settings or Settings()
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body)
+    app = web.Application(
+        middlewares=[json_errors, metrics.count_requests], client_max_size=settings.max_body
+    )
     app[SETTINGS] = settings
-    for table in (auth.routes, chat.routes, connection.routes, push.routes, status_routes):
+    app[METRICS] = Metrics()
+    for table in (
+        auth.routes,
+        chat.routes,
+        connection.routes,
+        push.routes,
+        metrics.routes,
+        status_routes,
+    ):
         app.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    # In this order at start-up, and the reverse at clean-up: gRPC stops first.
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(metrics.sample_loop_lag)
+    app.cleanup_ctx.append(grpc_push.grpc_server)
     app.on_shutdown.append(_say_goodbye)
     return app
 
