@@ -96,7 +96,8 @@ async def build_context(settings: Settings, manager: ClientManager | None = None
     if not parts.done("private"):
         logger.warning("private-message exercise not done: messages with 'to' are refused")
 
-    manager = manager or ClientManager()
+    if manager is None:  # not `manager or ...`: an empty manager is false (it has __len__)
+        manager = ClientManager()
     accounts, store, broker = await open_services(settings, manager, parts)
     return ServiceContext(
         settings=settings,
