@@ -157,8 +157,8 @@ class ManagerCollector(Collector):
         opened = CounterMetricFamily("my_chat_streams_opened", "Streams opened on this process")
         opened.add_metric([], stats.connections_opened)
         yield opened
-        # A stream the server ends on shutdown is not counted: the process stops listening,
-        # /metrics included, before it ends them, so no scrape could ever see that number.
+        # No "shutdown" reason: the process stops listening, /metrics included, before it ends
+        # the streams, so no scrape could ever see that number.
         revoked = getattr(stats, "revoked_disconnects", 0)
         closed = CounterMetricFamily(
             "my_chat_streams_closed", "Streams closed on this process, by reason", labels=["reason"]

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11my_chat/sse.proto\x12\x0bmy_chat.sse\"H\n\x12PushToUsersRequest\x12\x10\n\x08user_ids\x18\x01 \x03(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x11\n\tjson_data\x18\x03 \x01(\t\"4\n\x10\x42roadcastRequest\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x11\n\tjson_data\x18\x02 \x01(\t\"\x1b\n\tPushReply\x12\x0e\n\x06queued\x18\x01 \x01(\x03\"\x14\n\x12OnlineUsersRequest\"$\n\x10OnlineUsersReply\x12\x10\n\x08user_ids\x18\x01 \x03(\t2\xe7\x01\n\nSSEService\x12\x46\n\x0bPushToUsers\x12\x1f.my_chat.sse.PushToUsersRequest\x1a\x16.my_chat.sse.PushReply\x12\x42\n\tBroadcast\x12\x1d.my_chat.sse.BroadcastRequest\x1a\x16.my_chat.sse.PushReply\x12M\n\x0bOnlineUsers\x12\x1f.my_chat.sse.OnlineUsersRequest\x1a\x1d.my_chat.sse.OnlineUsersReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11my_chat/sse.proto\x12\x0bmy_chat.sse\"H\n\x12PushToUsersRequest\x12\x10\n\x08user_ids\x18\x01 \x03(\t\x12\r\n\x05\x65vent\x18\x02 \x01(\t\x12\x11\n\tjson_data\x18\x03 \x01(\t\"4\n\x10\x42roadcastRequest\x12\r\n\x05\x65vent\x18\x01 \x01(\t\x12\x11\n\tjson_data\x18\x02 \x01(\t\"\x1b\n\tPushReply\x12\x0e\n\x06queued\x18\x01 \x01(\x05\"\x14\n\x12OnlineUsersRequest\"$\n\x10OnlineUsersReply\x12\x10\n\x08user_ids\x18\x01 \x03(\t2\xe7\x01\n\nSSEService\x12\x46\n\x0bPushToUsers\x12\x1f.my_chat.sse.PushToUsersRequest\x1a\x16.my_chat.sse.PushReply\x12\x42\n\tBroadcast\x12\x1d.my_chat.sse.BroadcastRequest\x1a\x16.my_chat.sse.PushReply\x12M\n\x0bOnlineUsers\x12\x1f.my_chat.sse.OnlineUsersRequest\x1a\x1d.my_chat.sse.OnlineUsersReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)

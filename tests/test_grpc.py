@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from google.protobuf import json_format
 
 from my_chat import sse_pb2, sse_pb2_grpc
 from my_chat.serve import free_port
@@ -213,8 +216,8 @@ async def test_grpc_leaves_no_thread_behind_and_stops_with_the_app(make_server):
 def test_the_grpc_port_is_off_unless_set(tmp_path):
     from my_chat.__main__ import parse_args
 
-    assert parse_args(["--data-dir", str(tmp_path)]).grpc_port == 0
-    assert parse_args(["--grpc-port", "50051"]).grpc_port == 50051
+    assert parse_args(["--data-dir", str(tmp_path)], environ={}).grpc_port == 0
+    assert parse_args(["--grpc-port", "50051"], environ={}).grpc_port == 50051
 
 
 @pytest.mark.slow
@@ -296,3 +299,30 @@ async def test_in_redis_mode_a_push_reaches_a_stream_on_another_process(make_ser
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         phone.close()
         laptop.close()
+
+
+async def test_the_api_page_examples_match_the_service(make_server):
+    """examples/grpc_push.py runs as the API page shows; its grpcurl body is valid."""
+    port = free_port()
+    async with make_server(grpc_port=port) as server:
+        alice = await server.user("alice")
+        stream = await alice.open_stream()
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "examples/grpc_push.py", "alice"],
+            env={**os.environ, "SERVICE_KEY": SERVICE_KEY, "GRPC_ADDRESS": f"127.0.0.1:{port}"},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        page = (ROOT / "chapters" / "api.md").read_text()
+        shown = page.split("python examples/grpc_push.py alice\n", 1)[1].split("```", 1)[0]
+        assert result.stdout == shown
+        assert await pushed(stream) == {"order_no": "123"}
+        stream.close()
+    body = re.search(r"-d '(\{.*?\})' \\\n", page).group(1)
+    request = json_format.Parse(body, sse_pb2.PushToUsersRequest())
+    assert list(request.user_ids) == ["alice"]
+    assert json.loads(request.json_data) == {"order_no": "123"}
