@@ -18,6 +18,7 @@ generated from ``Settings`` by ``tools/make_config_example.py``.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import tomllib
@@ -55,7 +56,9 @@ class SettingsError(Exception):
 
 
 def field_types() -> dict[str, Any]:
-    return typing.get_type_hints(Settings)
+    """Each field of ``Settings`` and its type, in the order they are declared."""
+    hints = typing.get_type_hints(Settings)
+    return {field.name: hints[field.name] for field in dataclasses.fields(Settings)}
 
 
 def env_name(field: str) -> str:
@@ -105,8 +108,12 @@ def _from_toml(kind: Any, value: object) -> object:
     elif kind in (str, Path):
         if isinstance(value, str):
             return kind(value)
-    elif isinstance(value, kind):
-        return value
+    else:
+        try:
+            if isinstance(value, kind):
+                return value
+        except TypeError:  # a type isinstance cannot check: say so, rather than guess
+            pass
     raise ValueError
 
 
