@@ -159,6 +159,8 @@ class ManagerCollector(Collector):
         yield opened
         # No "shutdown" reason: the process stops listening, /metrics included, before it ends
         # the streams, so no scrape could ever see that number.
+        # Streams ended because their sign-in was revoked, if the manager counts them in
+        # ``ManagerStats.revoked_disconnects``; 0 where nothing revokes streams.
         revoked = getattr(stats, "revoked_disconnects", 0)
         closed = CounterMetricFamily(
             "my_chat_streams_closed", "Streams closed on this process, by reason", labels=["reason"]
