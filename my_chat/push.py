@@ -62,7 +62,7 @@ def pushed_frame(event: object, data: object) -> bytes:
 
 def event_frame(body: dict) -> bytes:
     if "data" not in body:
-        checked_event_name(body.get("event"))
+        checked_event_name(body.get("event"))  # a bad name is still the first thing reported
         raise BadRequest("invalid_data", "'data' is required (any JSON value)")
     return pushed_frame(body.get("event"), body["data"])
 

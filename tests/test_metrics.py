@@ -58,6 +58,8 @@ async def test_the_numbers_move_with_the_traffic(make_server):
         alice_phone, alice_laptop, bob_stream = [
             await user.open_stream() for user in (alice, alice, bob)
         ]
+        for stream in (alice_phone, alice_laptop, bob_stream):
+            await stream.next("online")  # sent after the presence fan-out: all settled
         before = await scrape(server)
         assert before("my_chat_streams_open") == 3
         assert before("my_chat_streams_opened_total") == 3
@@ -168,6 +170,7 @@ async def test_metrics_in_redis_mode(make_server, tmp_path: Path):
         async with make_server(redis_url=redis.url) as server:
             alice = await server.user("alice")
             stream = await alice.open_stream()
+            await stream.next("presence")  # alice's own arrival, back from Redis: settled
             before = await scrape(server)
             await alice.send("through redis")
             await stream.next("message")
