@@ -3,8 +3,9 @@
 The guide's gateway serves other backend services over gRPC (``pb.RegisterSSEServiceServer``)
 beside its HTTP side. my_chat does too, with grpcio's asyncio API: the gRPC server runs on
 the same event loop as aiohttp, on its own port (``--grpc-port``, off unless set), and starts
-and stops with the application. No thread is added: a call is a coroutine on the loop, like
-an HTTP request.
+and stops with the application. A call is a coroutine on the loop, like an HTTP request, so
+it uses the broker and the manager directly. (grpcio keeps one poller thread of its own while
+a server or channel exists, to wake the loop; no handler runs on it, and it ends with them.)
 
 A call goes through the checks of ``POST /api/push`` (``push.checked_user_ids`` and
 ``push.pushed_frame``) and the same broker, so it behaves as the HTTP push does, with one
