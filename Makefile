@@ -7,7 +7,7 @@ PORT ?= 8080
 DEST ?= student-release
 HAS_SOLUTIONS := $(wildcard solutions/__init__.py)
 
-PHONY_EXTRA := test-browser test-redis measure-redis-hop
+PHONY_EXTRA := test-browser test-redis measure-redis-hop grpc-stubs config-example
 .PHONY: $(PHONY_EXTRA) help setup chat chat-exercises test lint format lab docs docs-build bench \
         bench-quick check student-release student-release-check clean
 
@@ -67,6 +67,13 @@ test-redis: $(STAMP)
 
 measure-redis-hop: $(STAMP)
 	$(PY) tools/measure_redis_hop.py $(ARGS)
+
+# Generated files that are committed; the tests fail while they are out of date.
+grpc-stubs: $(STAMP)
+	$(PY) tools/make_grpc_stubs.py
+
+config-example: $(STAMP)
+	$(PY) tools/make_config_example.py
 
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(ARGS)

@@ -14,29 +14,39 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
 
 from my_chat.config import Settings
 from my_chat.deadlines import ChatRunner, ClientDeadlines
+from my_chat.config_file import LOG_LEVELS, SettingsError, load_settings
 from my_chat.errors import StartupError
 from my_chat.server import create_app
 
 logger = logging.getLogger("my_chat")
 
 
-def parse_args(argv: list[str] | None = None) -> Settings:
+def build_parser() -> argparse.ArgumentParser:
     defaults = Settings()
     parser = argparse.ArgumentParser(
-        prog="python -m my_chat", description="The workbook's SSE chat server."
+        prog="python -m my_chat",
+        description="The workbook's SSE chat server. Every setting can also come from the "
+        "environment (MY_CHAT_PORT=9000) or a TOML file (--config; see my_chat.example.toml); "
+        "the command line wins over the environment, which wins over the file.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="read settings from this TOML file first (keys as in my_chat.example.toml)",
     )
     parser.add_argument("--host", default=defaults.host, help="address to bind (%(default)s)")
     parser.add_argument("--port", type=int, default=defaults.port, help="port (%(default)s)")
     parser.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get("MY_CHAT_DATA_DIR", defaults.data_dir)),
+        default=defaults.data_dir,
         help="where the database and generated secrets live (%(default)s)",
     )
     parser.add_argument(
@@ -151,6 +161,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="messages one resume replays at most, 0 for no cap (%(default)s)",
     )
     parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=defaults.grpc_port,
+        help="serve the gRPC push service (my_chat/sse.proto) on this port, 0 for off "
+        "(%(default)s)",
+    )
+    parser.add_argument(
         "--exercises",
         action="store_true",
         help="run on your code in exercises/ instead of solutions/",
@@ -158,16 +175,35 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     parser.add_argument(
         "--redis",
         dest="redis_url",
-        default=os.environ.get("MY_CHAT_REDIS_URL"),
+        default=defaults.redis_url,
         help="redis://host:port/db to share one chat between processes",
     )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop if installed")
-    parser.add_argument(
-        "--log-level", default=defaults.log_level, choices=["debug", "info", "warning", "error"]
-    )
-    args = parser.parse_args(argv)
-    settings = Settings(**vars(args))
-    return settings
+    parser.add_argument("--log-level", default=defaults.log_level, choices=LOG_LEVELS)
+    return parser
+
+
+# --8<-- [start:parse-args]
+def parse_args(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the command line, the environment and ``--config``, in that order.
+
+    ``SettingsError`` (one line naming the setting) if any of them holds a value that cannot be.
+    """
+    parser = build_parser()
+    parser.parse_args(argv)  # --help, and the command line's own errors
+    # Parse again with every default removed, to learn which options were really given:
+    # those, and only those, win over the environment and the file.
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    given = vars(parser.parse_args(argv))
+    config = given.pop("config", None)
+    flags = {
+        action.dest: action.option_strings[0] for action in parser._actions if action.option_strings
+    }
+    return load_settings(config, os.environ if environ is None else environ, given, flags)
+
+
+# --8<-- [end:parse-args]
 
 
 # --8<-- [start:run]
@@ -180,7 +216,13 @@ async def run(settings: Settings) -> None:
         shutdown_timeout=1.0,
         access_log=None,
     )
-    await runner.setup()
+    try:
+        await runner.setup()
+    except BaseException:
+        # Start-up failed part-way (a busy gRPC port, say): close what did start, such as
+        # the database, whose threads would otherwise keep the process from exiting.
+        await runner.cleanup()
+        raise
     site = web.TCPSite(runner, settings.host, settings.port, backlog=4096)
     try:
         await site.start()
@@ -216,7 +258,12 @@ async def run(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = parse_args(argv)
+    try:
+        settings = parse_args(argv)
+    except SettingsError as error:
+        # One plain line, no traceback: the message names the setting and where it came from.
+        print(f"python -m my_chat: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(message)s",

@@ -66,6 +66,11 @@ class Settings:
     # rewrites Host: ("https://chat.example.com",).
     allowed_origins: tuple[str, ...] = ()
 
+    # The gRPC push service (sse.proto) listens on this port of ``host``; 0 turns it off.
+    grpc_port: int = 0
+    # Seconds between the event-loop lag samples that /metrics reports.
+    loop_lag_interval: float = 1.0
+
     exercises: bool = False
     redis_url: str | None = None
     log_level: str = "info"

@@ -41,21 +41,8 @@ def checked_event_name(value: object) -> str:
     return value
 
 
-def event_frame(body: dict) -> bytes:
-    event = checked_event_name(body.get("event"))
-    if "data" not in body:
-        raise BadRequest("invalid_data", "'data' is required (any JSON value)")
-    data = json.dumps(body["data"], ensure_ascii=False, separators=(",", ":"))
-    if len(data.encode()) > MAX_DATA_BYTES:
-        raise TooLarge("data_too_large", f"'data' is over {MAX_DATA_BYTES} bytes as JSON")
-    return encode_event(data, event=event)
-
-
-@routes.post("/api/push")
-async def push_to_users(request: web.Request) -> web.Response:
-    require_service(request)
-    body = await read_json_object(request)
-    user_ids = body.get("user_ids")
+def checked_user_ids(user_ids: object) -> list[str]:
+    """The users a push may address: a non-empty list of names, at most 10,000."""
     if (
         not isinstance(user_ids, list)
         or not user_ids
@@ -64,6 +51,30 @@ async def push_to_users(request: web.Request) -> web.Response:
         raise BadRequest("invalid_user_ids", "'user_ids' must be a non-empty list of usernames")
     if len(user_ids) > MAX_USERS_PER_PUSH:
         raise TooLarge("too_many_users", f"at most {MAX_USERS_PER_PUSH} user ids per push")
+    return user_ids
+
+
+def pushed_frame(event: object, data: object) -> bytes:
+    """The frame for a pushed event; the HTTP and the gRPC push both check through here."""
+    event = checked_event_name(event)
+    data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    if len(data.encode()) > MAX_DATA_BYTES:
+        raise TooLarge("data_too_large", f"'data' is over {MAX_DATA_BYTES} bytes as JSON")
+    return encode_event(data, event=event)
+
+
+def event_frame(body: dict) -> bytes:
+    if "data" not in body:
+        checked_event_name(body.get("event"))  # a bad name is still the first thing reported
+        raise BadRequest("invalid_data", "'data' is required (any JSON value)")
+    return pushed_frame(body.get("event"), body["data"])
+
+
+@routes.post("/api/push")
+async def push_to_users(request: web.Request) -> web.Response:
+    require_service(request)
+    body = await read_json_object(request)
+    user_ids = checked_user_ids(body.get("user_ids"))
     frame = event_frame(body)
     queued = await context_of(request).broker.push(user_ids, frame)
     return web.json_response({"queued": queued}, status=202)

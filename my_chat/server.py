@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from my_chat import auth, chat, connection, push
+from my_chat import auth, chat, connection, grpc_push, metrics, push
 from my_chat.accounts import AccountStore
 from my_chat.broker import LocalBroker
 from my_chat.client_manager import ClientManager
@@ -30,6 +30,7 @@ from my_chat.errors import StartupError, json_errors
 from my_chat.events import RECONNECT, ReconnectData, to_json
 from my_chat.guards import add_security_headers, request_guards
 from my_chat.history import NoHistory
+from my_chat.metrics import METRICS, Metrics
 from my_chat.parts import check_parts, import_parts, status_lines
 from my_chat.ratelimit import RateLimiter
 from my_chat.sessions import open_sessions
@@ -66,13 +67,14 @@ async def open_store(parts, settings: Settings):
     return NoHistory()
 
 
-async def build_context(settings: Settings) -> ServiceContext:
+async def build_context(settings: Settings, manager: ClientManager | None = None) -> ServiceContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     parts = import_parts(settings.exercises)
     await check_parts(parts)
     logger.info("exercise parts from %s/:\n%s", parts.source, "\n".join(status_lines(parts)))
 
-    manager = ClientManager()
+    if manager is None:  # not `manager or ...`: an empty manager is false (it has __len__)
+        manager = ClientManager()
     accounts, store, broker = await open_services(settings, manager, parts)
     jwt_secret = await choose_jwt_secret(settings, broker)
     service_key, created = read_or_create_secret(
@@ -279,7 +281,10 @@ def stopped_tasks(app: web.Application) -> list[str]:
 
 # --8<-- [start:lifecycle]
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    context = await build_context(app[SETTINGS])
+    measured = app[METRICS]
+    context = await build_context(app[SETTINGS], measured.client_manager())
+    context.store = measured.replay_counting(context.store)
+    measured.watch(context)
     app[CONTEXT] = context
     await context.broker.start()
     # After the broker: in Redis mode, revocations made from here on reach its reader.
@@ -356,15 +361,30 @@ def create_app(settings: Settings | None = None) -> web.Application:
     """The whole chat server as one aiohttp application."""
     settings = settings or Settings()
     app = web.Application(
-        middlewares=[json_errors, request_guards(settings.allowed_origins)],
+        middlewares=[
+            json_errors,
+            metrics.count_requests,
+            request_guards(settings.allowed_origins),
+        ],
         client_max_size=settings.max_body,
     )
     app.on_response_prepare.append(add_security_headers)
     app[SETTINGS] = settings
-    for table in (auth.routes, chat.routes, connection.routes, push.routes, status_routes):
+    app[METRICS] = Metrics()
+    for table in (
+        auth.routes,
+        chat.routes,
+        connection.routes,
+        push.routes,
+        metrics.routes,
+        status_routes,
+    ):
         app.add_routes(table)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    # In this order at start-up, and the reverse at clean-up: gRPC stops first.
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(metrics.sample_loop_lag)
+    app.cleanup_ctx.append(grpc_push.grpc_server)
     app.on_shutdown.append(_say_goodbye)
     return app
 
