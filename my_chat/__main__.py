@@ -20,8 +20,8 @@ from pathlib import Path
 from aiohttp import web
 
 from my_chat.config import Settings
-from my_chat.deadlines import ChatRunner, ClientDeadlines
 from my_chat.config_file import LOG_LEVELS, SettingsError, load_settings
+from my_chat.deadlines import ChatRunner, ClientDeadlines
 from my_chat.errors import StartupError
 from my_chat.server import create_app
 

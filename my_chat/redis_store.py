@@ -321,6 +321,7 @@ class RedisAccountStore:
         except RedisError as error:
             raise RedisUnavailable("changing the password", error) from error
 
+
 async def shared_secret(redis: Redis, key: str = JWT_SECRET_KEY) -> str:
     """The secret every process on this Redis shares, made by whichever process asks first.
 
