@@ -437,3 +437,18 @@ async def test_the_default_replay_cap_is_on():
     from my_chat.config import Settings
 
     assert 0 < Settings().replay_max <= 10_000
+
+
+async def test_a_listed_origin_may_post(make_server):
+    """Behind a proxy that rewrites Host, the public origin is listed in the settings."""
+    public = "https://chat.example.com"
+    async with make_server(allowed_origins=(public,)) as server:
+        alice = await server.user("alice")
+        status, _ = await alice.request(
+            "POST", "/api/messages", json={"text": "via the proxy"}, headers={"Origin": public}
+        )
+        assert status == 201
+        status, _ = await alice.request(
+            "POST", "/api/messages", json={"text": "x"}, headers={"Origin": public + ".evil"}
+        )
+        assert status == 403
