@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import logging
 import os
 import signal
@@ -23,6 +24,15 @@ from my_chat.errors import StartupError
 from my_chat.server import create_app
 
 logger = logging.getLogger("my_chat")
+
+
+def proxy_address(text: str) -> str:
+    """``--trusted-proxy``: an IP address or network, refused at start-up if it is neither."""
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP address or network: {text!r}") from None
+    return text
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -100,6 +110,16 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="sign-ups per address and minute, 0 for no limit (%(default)s)",
     )
     parser.add_argument(
+        "--trusted-proxy",
+        dest="trusted_proxies",
+        action="append",
+        type=proxy_address,
+        default=[],
+        metavar="ADDRESS",
+        help="a reverse proxy (address or network) whose X-Forwarded-For is believed; "
+        "repeat for several (none)",
+    )
+    parser.add_argument(
         "--exercises",
         action="store_true",
         help="run on your code in exercises/ instead of solutions/",
@@ -115,6 +135,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         "--log-level", default=defaults.log_level, choices=["debug", "info", "warning", "error"]
     )
     args = parser.parse_args(argv)
+    args.trusted_proxies = tuple(args.trusted_proxies)
     settings = Settings(**vars(args))
     return settings
 
