@@ -277,6 +277,36 @@ async def test_without_a_trusted_proxy_every_browser_shares_its_limit(
         assert await signup_status(second, nginx.url, "b1") == 429
 
 
+# Pairs of X-Forwarded-For values from a trusted peer, and whether the two count as the same
+# client (then the second sign-up hits the limit of one). None: no header at all.
+FORWARDED_PAIRS = [
+    # made up on the left, appended by the trusted proxy on the right: only the right counts
+    (["203.0.113.7, 198.51.100.1"], ["198.51.100.1"], True),
+    # a chain of trusted proxies is walked past
+    (["198.51.100.2, 10.0.0.2"], ["198.51.100.2"], True),
+    # two browsers
+    (["198.51.100.3"], ["198.51.100.4"], False),
+    # the header sent twice counts as one list
+    (["198.51.100.5", "10.0.0.3"], ["198.51.100.5"], True),
+    # not an address at the right-hand end: no trusted proxy wrote it, so the peer counts
+    (["198.51.100.6, not-an-address"], None, True),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "same"), FORWARDED_PAIRS)
+async def test_the_forwarded_address_is_read_from_the_right(make_server, first, second, same):
+    async with make_server(
+        signup_per_minute=1, trusted_proxies=("127.0.0.1", "10.0.0.0/8")
+    ) as server:
+
+        def headers(values):
+            return [("X-Forwarded-For", value) for value in values or ()]
+
+        assert await signup_status(server.session, server.url, "u1", headers=headers(first)) == 201
+        status = await signup_status(server.session, server.url, "u2", headers=headers(second))
+        assert status == (429 if same else 201)
+
+
 def test_a_trusted_proxy_must_be_an_address():
     assert parse_args(
         ["--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1"]
