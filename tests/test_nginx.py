@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import socket
+import ssl
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -83,8 +85,8 @@ async def https_session(
         yield session
 
 
-async def stream_count(process: ServerProcess) -> int:
-    """Open streams, asked of the process itself with the service key."""
+async def stats(process: ServerProcess) -> dict:
+    """``/api/stats``, asked of the process itself with the service key."""
     async with (
         aiohttp.ClientSession() as session,
         session.get(
@@ -92,7 +94,12 @@ async def stream_count(process: ServerProcess) -> int:
         ) as response,
     ):
         assert response.status == 200, await response.text()
-        return (await response.json())["connections"]
+        return await response.json()
+
+
+async def stream_count(process: ServerProcess) -> int:
+    """Open streams, as the process counts them."""
+    return (await stats(process))["connections"]
 
 
 async def until(condition, what: str, timeout: float = WAIT) -> None:
@@ -214,6 +221,64 @@ async def test_without_heartbeats_nginx_cuts_a_quiet_stream(
         async with asyncio.timeout(WAIT):
             await stream.ended.wait()
     assert "upstream timed out" in nginx.error_log()
+
+
+# ---------------------------------------------------------------- slow clients
+
+
+def stuck_stream(nginx: NginxServer, certificate: Certificate, token: str) -> ssl.SSLSocket:
+    """``GET /sse`` through nginx on a socket that reads the response head and then nothing."""
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window, kept small
+    raw.settimeout(WAIT)
+    raw.connect(("127.0.0.1", nginx.https_port))
+    stuck = certificate.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
+    stuck.sendall(
+        f"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+    )
+    assert stuck.recv(4096).startswith(b"HTTP/1.1 200")
+    return stuck
+
+
+async def test_behind_nginx_my_chat_still_closes_a_stream_nobody_reads(
+    server_process, start_nginx, certificate
+):
+    """nginx does not buffer the stream, so the backlog of a reader who stopped reading comes
+    back to my_chat, whose buffer limit closes that stream; the others get everything."""
+    process = server_process(*QUIET, *FAST_MESSAGES, "--buffer-limit", "65536")
+    nginx = start_nginx([process])
+    async with https_session(certificate) as session:
+        reader = await ChatClient(nginx.url, session).signup("reader")
+        stream = await reader.open_stream()
+        sleeper = await ChatClient(nginx.url, session).signup("sleeper")
+        stuck = await asyncio.to_thread(stuck_stream, nginx, certificate, sleeper.token)
+        try:
+
+            async def both_open() -> bool:
+                return await stream_count(process) == 2
+
+            await until(both_open, "both streams to be open")
+            service = {"Authorization": f"Bearer {SERVICE_KEY}"}
+            big = {"event": "bulk", "data": "y" * 30_000}
+            sent = 0
+            while (await stats(process))["slow_disconnects"] == 0:
+                assert sent < 2000, "2,000 broadcasts (60 MB) and still nobody was too slow"
+                async with session.post(
+                    f"{process.url}/api/broadcast", json=big, headers=service
+                ) as response:
+                    assert response.status == 202
+                sent += 1
+            await until(
+                lambda: sum(event.type == "bulk" for event in stream.received) == sent,
+                f"the reader to get all {sent} broadcasts",
+            )
+            assert (await stats(process))["connections"] == 1
+            reply = await reader.send("after the sleeper was let go")
+            assert (await stream.next_json("message"))["id"] == reply["id"]
+        finally:
+            stuck.close()
+            stream.close()
+    assert "(slow)" in process.log()
 
 
 # ---------------------------------------------------------------- client address
