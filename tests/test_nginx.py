@@ -4,9 +4,9 @@ Each test starts ``python -m my_chat`` processes and Debian's nginx on free loop
 (``tests/nginx_server.py`` renders the shipped file with a few documented substitutions), and
 talks HTTPS to nginx with a throwaway self-signed certificate made once per test session.
 The checks: events pass through as they are sent, heartbeats outlast nginx's read timeout,
-the rate limits see browsers through a trusted proxy only, a browser reconnects to the
-surviving process after ``kill -9`` without losing a message, and HTTP/2 lifts the browser's
-six-streams-per-host limit.
+my_chat still closes a stream nobody reads, the rate limits see browsers through a trusted
+proxy only, a browser reconnects to the surviving process after ``kill -9`` without losing a
+message, and HTTP/2 lifts the browser's six-streams-per-host limit.
 
 Loopback has a whole /8: a client that binds 127.0.0.2 or 127.0.0.3 before it connects is,
 to nginx, a browser on another machine.
@@ -317,7 +317,7 @@ async def test_rate_limits_see_the_browser_through_a_trusted_proxy(
     assert re.search(r'^127\.0\.0\.2 .*"POST /api/signup HTTP/1\.1" 429', access, re.M), access
 
 
-async def test_an_untrusted_forwarded_header_is_ignored(server_process, certificate):
+async def test_an_untrusted_forwarded_header_is_ignored(server_process):
     """Straight to my_chat from an address that is not a trusted proxy: the header is noise."""
     process = server_process("--signup-per-minute", "2", "--trusted-proxy", "127.0.0.1")
     async with aiohttp.ClientSession(
