@@ -83,7 +83,7 @@ def client_address(request: web.Request) -> str:
     address that is not one of them is the client. From any other peer the header is ignored.
     """
     peer = request.remote or "unknown"
-    trusted = trusted_networks(context_of(request).settings.trusted_proxies)
+    trusted = trusted_networks(tuple(context_of(request).settings.trusted_proxies))
     if not is_trusted(peer, trusted):
         return peer
     nearest = peer
