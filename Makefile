@@ -7,7 +7,7 @@ PORT ?= 8080
 DEST ?= student-release
 HAS_SOLUTIONS := $(wildcard solutions/__init__.py)
 
-PHONY_EXTRA := test-browser test-redis measure-redis-hop grpc-stubs config-example
+PHONY_EXTRA := test-browser test-redis test-nginx measure-redis-hop grpc-stubs config-example
 .PHONY: $(PHONY_EXTRA) help setup chat chat-exercises test lint format lab docs docs-build bench \
         bench-quick check student-release student-release-check clean
 
@@ -64,6 +64,9 @@ test-browser: $(STAMP)
 
 test-redis: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider -m redis
+
+test-nginx: $(STAMP)
+	$(PY) -m pytest -p no:cacheprovider -m nginx
 
 measure-redis-hop: $(STAMP)
 	$(PY) tools/measure_redis_hop.py $(ARGS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import logging
 import os
 import signal
@@ -26,6 +27,15 @@ from my_chat.errors import StartupError
 from my_chat.server import create_app
 
 logger = logging.getLogger("my_chat")
+
+
+def proxy_address(text: str) -> str:
+    """``--trusted-proxy``: an IP address or network, refused at start-up if it is neither."""
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP address or network: {text!r}") from None
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.grpc_port,
         help="serve the gRPC push service (my_chat/sse.proto) on this port, 0 for off "
         "(%(default)s)",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        dest="trusted_proxies",
+        action="append",
+        type=proxy_address,
+        default=[],
+        metavar="ADDRESS",
+        help="a reverse proxy (address or network) whose X-Forwarded-For is believed; "
+        "repeat for several (none)",
     )
     parser.add_argument(
         "--exercises",

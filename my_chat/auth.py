@@ -8,7 +8,9 @@ gateway reads ``?token=`` from the URL). Other services use the service key inst
 
 from __future__ import annotations
 
+import functools
 import hmac
+import ipaddress
 import time
 
 from aiohttp import web
@@ -88,8 +90,48 @@ def limit(limiter, key: str, what: str) -> None:
         )
 
 
+# --8<-- [start:client-address]
 def client_address(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The address the rate limits count: the peer's, or the browser's behind a trusted proxy.
+
+    ``X-Forwarded-For`` lists every hop, each proxy appending the address it was called from,
+    so only its right-hand end is written by proxies we trust; anything to the left of them
+    may be made up by the client. Walk it from the right, past the trusted proxies: the first
+    address that is not one of them is the client. From any other peer the header is ignored.
+    """
+    peer = request.remote or "unknown"
+    trusted = trusted_networks(tuple(context_of(request).settings.trusted_proxies))
+    if not is_trusted(peer, trusted):
+        return peer
+    nearest = peer
+    hops = ",".join(request.headers.getall("X-Forwarded-For", ())).split(",")
+    for hop in reversed([hop.strip() for hop in hops if hop.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return nearest  # not an address, so no trusted proxy wrote it
+        if not is_trusted(hop, trusted):
+            return hop
+        nearest = hop
+    return nearest
+
+
+@functools.lru_cache(maxsize=8)
+def trusted_networks(
+    proxies: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
+
+
+def is_trusted(address: str, trusted: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+# --8<-- [end:client-address]
 
 
 async def read_credentials(request: web.Request) -> tuple[str, str]:

@@ -35,6 +35,9 @@ class Settings:
     # Sign-ups and failed sign-ins per client address and minute (0 turns the limit off).
     signup_per_minute: int = 30
     login_failures_per_minute: int = 10
+    # Reverse proxies (addresses or networks such as 10.0.0.0/8) whose X-Forwarded-For is
+    # believed, so that the limits above see the browser's address, not the proxy's.
+    trusted_proxies: tuple[str, ...] = ()
 
     # --- Slow clients, sessions' neighbours and presence churn (issue 11, items 2 and 4) ---
     # Deadlines for a client, in seconds (0 turns one off; see my_chat/deadlines.py): the

@@ -219,6 +219,8 @@ def load_settings(
         values.update(read_file(config))
     values.update(read_environment(environ))
     for name, value in command_line.items():
+        if isinstance(value, list):  # a repeated flag (action="append"): settings keep tuples
+            value = tuple(value)
         check_value(name, value, (flags or {}).get(name, "--" + name.replace("_", "-")))
         values[name] = value
     return Settings(**values)
