@@ -105,7 +105,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     first_of_user = context.manager.register(connection)
     logger.info("connect client=%s user=%s", connection.id, user)
     try:
-        # The first write goes through aiohttp, which sends the headers with it.
+        # prepare() has sent the headers; this first write is retry:, connection_id, heartbeat.
         await response.write(opening_frames(context, connection))
         if first_of_user:
             await context.broker.user_online(user)
