@@ -1,4 +1,17 @@
-"""MkDocs hooks for the notebook pages (registered under ``hooks:`` in mkdocs.yml).
+"""MkDocs hooks (registered under ``hooks:`` in mkdocs.yml).
+
+For every page, facts from the code and figures from the labs:
+
+* **Generated tables.** A marker such as ``<!-- generated: settings -->`` in a chapter is
+  replaced by the table ``tools/text_facts.py`` makes from my_chat's code (settings, events,
+  error codes, limits), so the text cannot fall behind the code.
+* **A lab's figures.** ``<!-- notebook-output: 02_sse_in_depth.ipynb cell-14 -->`` is
+  replaced by what that cell printed when the build executed the notebook
+  (``tools/build_docs.py`` stages the executed copies), with a link to the cell. A chapter
+  shows the lab's own measurement instead of a pasted, dated transcript.
+* **The stubs as generated.** Chapters include the exercise stubs (``exercises/NAME.py``).
+  A learner edits those files, so the build includes fresh ones generated from
+  ``solutions/`` instead (in ``build/docs-stubs/``, searched before the working copy).
 
 mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML need fixing:
 
@@ -16,11 +29,24 @@ mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML ne
 from __future__ import annotations
 
 import html
+import sys
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
+from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.pages import Page
 from mkdocs.structure.toc import get_toc
+
+TOOLS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TOOLS))  # hooks are loaded by path; their neighbours are not importable
+
+import make_exercises  # noqa: E402
+import notebook_figures  # noqa: E402
+import text_facts  # noqa: E402
+
+ROOT = TOOLS.parent
+DOCS_STUBS = ROOT / "build" / "docs-stubs"
 
 HIDDEN_MERMAID = '<div class="jp-Mermaid"><pre class="mermaid">'
 VISIBLE_MERMAID = '<div class="notebook-mermaid"><pre class="mermaid">'
@@ -79,3 +105,22 @@ def on_page_content(html_content: str, page: Page, **_: Any) -> str:
     if collector.headings:
         page.toc = get_toc(_toc_tokens(collector.headings))
     return html_content.replace(HIDDEN_MERMAID, VISIBLE_MERMAID)
+
+
+def on_config(config: MkDocsConfig, **_: Any) -> MkDocsConfig:
+    """Generate pristine stubs and let snippets find them before the learner's copies."""
+    solutions = ROOT / "solutions"
+    if not solutions.is_dir():
+        return config  # a student release: the working copy is the only one there is
+    make_exercises.write_stubs(make_exercises.generated_files(solutions), DOCS_STUBS / "exercises")
+    snippets = config.mdx_configs.setdefault("pymdownx.snippets", {})
+    base_path = list(snippets.get("base_path", ["."]))
+    if str(DOCS_STUBS) not in base_path:
+        snippets["base_path"] = [str(DOCS_STUBS), *base_path]
+    return config
+
+
+def on_page_markdown(markdown: str, page: Page, **_: Any) -> str:
+    origin = page.file.src_uri
+    markdown = text_facts.render(markdown, origin=origin)
+    return notebook_figures.render(markdown, origin=origin)
