@@ -144,11 +144,6 @@ CLAIMS: list[tuple[str, str, Callable[[], tuple[float, ...]]]] = [
         r"\| messages per user \| a burst of (\d+), then (\d+) per second \|",
         lambda: (DEFAULTS.message_burst, DEFAULTS.message_rate),
     ),
-    (
-        "notebooks/04_gateway_module_by_module.ipynb",
-        r"periodic broadcast, every (\d+) s",
-        lambda: (DEFAULTS.periodic_interval,),
-    ),
 ]
 
 

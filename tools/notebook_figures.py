@@ -71,7 +71,8 @@ def render(markdown: str, *, origin: str = "", staging: Path = STAGING) -> str:
         except FigureError as error:
             raise FigureError(f"{origin}: {notebook}: {error}") from None
         if text is None:
-            return f'!!! note "{words["missing_title"]}"\n    {words["missing"]} {link}\n'
+            link = link.replace(f">{words['link']}<", f">{words['missing_link']}<")
+            return f'!!! note "{words["missing_title"]}"\n    {words["missing"]} {link}.\n'
         fence = "````" if "```" in text else "```"
         return f"{fence}text\n{text}\n{fence}\n\n<small>{words['caption']} {link}</small>\n"
 
