@@ -29,6 +29,7 @@ mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML ne
 from __future__ import annotations
 
 import html
+import shutil
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -41,7 +42,6 @@ from mkdocs.structure.toc import get_toc
 TOOLS = Path(__file__).resolve().parent
 sys.path.insert(0, str(TOOLS))  # hooks are loaded by path; their neighbours are not importable
 
-import make_exercises  # noqa: E402
 import notebook_figures  # noqa: E402
 import text_facts  # noqa: E402
 
@@ -107,12 +107,28 @@ def on_page_content(html_content: str, page: Page, **_: Any) -> str:
     return html_content.replace(HIDDEN_MERMAID, VISIBLE_MERMAID)
 
 
-def on_config(config: MkDocsConfig, **_: Any) -> MkDocsConfig:
-    """Generate pristine stubs and let snippets find them before the learner's copies."""
+def pristine_stubs() -> dict[str, str]:
+    """File name -> the stub as generated: fresh from solutions/, or a release's pristine copy."""
     solutions = ROOT / "solutions"
-    if not solutions.is_dir():
-        return config  # a student release: the working copy is the only one there is
-    make_exercises.write_stubs(make_exercises.generated_files(solutions), DOCS_STUBS / "exercises")
+    if solutions.is_dir():
+        import make_exercises  # not in a student release, which has no solutions/ either
+
+        return make_exercises.generated_files(solutions)
+    pristine = ROOT / "exercises" / ".pristine"
+    return {path.name: path.read_text(encoding="utf-8") for path in pristine.glob("*.py")}
+
+
+def on_config(config: MkDocsConfig, **_: Any) -> MkDocsConfig:
+    """Write the stubs as generated, and let snippets find them before the learner's copies."""
+    stubs = pristine_stubs()
+    if not stubs:
+        return config  # nothing better than the working copy exists
+    target = DOCS_STUBS / "exercises"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name, content in stubs.items():
+        (target / name).write_text(content, encoding="utf-8")
     snippets = config.mdx_configs.setdefault("pymdownx.snippets", {})
     base_path = list(snippets.get("base_path", ["."]))
     if str(DOCS_STUBS) not in base_path:
