@@ -7,7 +7,7 @@ PORT ?= 8080
 DEST ?= student-release
 HAS_SOLUTIONS := $(wildcard solutions/__init__.py)
 
-PHONY_EXTRA := test-browser test-redis measure-redis-hop
+PHONY_EXTRA := test-browser test-redis measure-redis-hop api-transcripts
 .PHONY: $(PHONY_EXTRA) help setup chat chat-exercises test lint format lab docs docs-build bench \
         bench-quick check student-release student-release-check clean
 
@@ -67,6 +67,10 @@ test-redis: $(STAMP)
 
 measure-redis-hop: $(STAMP)
 	$(PY) tools/measure_redis_hop.py $(ARGS)
+
+# The API page's curl examples, run against a fresh server (needs curl and jq).
+api-transcripts: $(STAMP)
+	$(PY) tools/make_api_transcripts.py $(ARGS)
 
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(ARGS)
