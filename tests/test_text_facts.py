@@ -269,3 +269,8 @@ def test_every_marker_in_the_chapters_renders():
 def test_an_unknown_marker_fails():
     with pytest.raises(text_facts.FactsError, match="nonsense"):
         text_facts.render("<!-- generated: nonsense -->")
+
+
+def test_a_marker_shown_as_code_is_left_alone():
+    text = "Write `<!-- generated: settings -->` where the table goes."
+    assert text_facts.render(text) == text

@@ -40,10 +40,15 @@ from mkdocs.structure.pages import Page
 from mkdocs.structure.toc import get_toc
 
 TOOLS = Path(__file__).resolve().parent
-sys.path.insert(0, str(TOOLS))  # hooks are loaded by path; their neighbours are not importable
+sys.path.insert(0, str(TOOLS))  # hooks are loaded by path; make the neighbours importable
 
 import notebook_figures  # noqa: E402
 import text_facts  # noqa: E402
+
+try:  # mkdocs restores sys.path after loading this file: import the neighbours now
+    import make_exercises
+except ModuleNotFoundError:  # a student release has neither it nor solutions/
+    make_exercises = None
 
 ROOT = TOOLS.parent
 DOCS_STUBS = ROOT / "build" / "docs-stubs"
@@ -110,9 +115,7 @@ def on_page_content(html_content: str, page: Page, **_: Any) -> str:
 def pristine_stubs() -> dict[str, str]:
     """File name -> the stub as generated: fresh from solutions/, or a release's pristine copy."""
     solutions = ROOT / "solutions"
-    if solutions.is_dir():
-        import make_exercises  # not in a student release, which has no solutions/ either
-
+    if solutions.is_dir() and make_exercises is not None:
         return make_exercises.generated_files(solutions)
     pristine = ROOT / "exercises" / ".pristine"
     return {path.name: path.read_text(encoding="utf-8") for path in pristine.glob("*.py")}

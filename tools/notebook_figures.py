@@ -23,7 +23,10 @@ import text_facts
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 STAGING = ROOT / "chapters" / "notebooks"
-MARKER = re.compile(r"<!-- notebook-output: (?P<notebook>[\w.-]+\.ipynb) (?P<cell>[\w-]+) -->")
+# A marker inside `code` is an example of one, and stays as it is.
+MARKER = re.compile(
+    r"(?<!`)<!-- notebook-output: (?P<notebook>[\w.-]+\.ipynb) (?P<cell>[\w-]+) -->(?!`)"
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 

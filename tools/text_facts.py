@@ -37,7 +37,7 @@ from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ROOT / "tools" / "facts.en.toml"
-MARKER = re.compile(r"<!-- generated: (?P<name>[\w-]+) -->")
+MARKER = re.compile(r"(?<!`)<!-- generated: (?P<name>[\w-]+) -->(?!`)")  # not in `code`
 SOURCE_DIRS = ("my_chat", "solutions")
 
 
