@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from my_chat import events, push
+from my_chat import accounts, events, push
 from my_chat.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,6 +112,11 @@ CLAIMS: list[tuple[str, str, Callable[[], tuple[float, ...]]]] = [
         "chapters/appendix-scaling-out.md",
         r"default cap of ([\d,]+) messages",
         lambda: (DEFAULTS.retention_count,),
+    ),
+    (
+        "chapters/api.md",
+        r"passwords (\d+) to (\d+) characters",
+        lambda: (accounts.MIN_PASSWORD, accounts.MAX_PASSWORD),
     ),
     (
         "chapters/api.md",
