@@ -279,3 +279,10 @@ def test_an_unknown_marker_fails():
 def test_a_marker_shown_as_code_is_left_alone():
     text = "Write `<!-- generated: settings -->` where the table goes."
     assert text_facts.render(text) == text
+
+
+def test_a_table_inside_a_box_is_indented_with_it():
+    rendered = text_facts.render('??? info "Flags"\n    <!-- generated: cli -->\n')
+    lines = rendered.splitlines()
+    assert lines[1].startswith("    | Flag |") and lines[2].startswith("    |---|")
+    assert all(line.startswith("    ") for line in lines[1:] if line.strip())

@@ -75,8 +75,10 @@ def render(markdown: str, *, origin: str = "", staging: Path = STAGING) -> str:
             raise FigureError(f"{origin}: {notebook}: {error}") from None
         if text is None:
             link = link.replace(f">{words['link']}<", f">{words['missing_link']}<")
-            return f'!!! note "{words["missing_title"]}"\n    {words["missing"]} {link}.\n'
-        fence = "````" if "```" in text else "```"
-        return f"{fence}text\n{text}\n{fence}\n\n<small>{words['caption']} {link}</small>\n"
+            block = f'!!! note "{words["missing_title"]}"\n    {words["missing"]} {link}.\n'
+        else:
+            fence = "````" if "```" in text else "```"
+            block = f"{fence}text\n{text}\n{fence}\n\n<small>{words['caption']} {link}</small>\n"
+        return text_facts.indented_like(markdown, match, block)
 
     return MARKER.sub(replace, markdown)

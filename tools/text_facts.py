@@ -333,6 +333,15 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+def indented_like(markdown: str, match: re.Match[str], block: str) -> str:
+    """``block`` indented like the marker's line, so a table works inside a tab or a box."""
+    line_start = markdown.rfind("\n", 0, match.start()) + 1
+    indent = markdown[line_start : match.start()]
+    if not indent or indent.strip():
+        return block
+    return block.replace("\n", "\n" + indent)
+
+
 def render(markdown: str, *, text: dict[str, Any] | None = None, origin: str = "") -> str:
     """``markdown`` with every ``<!-- generated: NAME -->`` marker replaced by its table."""
     if MARKER.search(markdown) is None:
@@ -343,6 +352,6 @@ def render(markdown: str, *, text: dict[str, Any] | None = None, origin: str = "
         make = TABLES.get(match["name"])
         if make is None:
             raise FactsError(f"{origin}: no generated table called {match['name']!r}")
-        return make(text)
+        return indented_like(markdown, match, make(text))
 
     return MARKER.sub(replace, markdown)
