@@ -27,6 +27,7 @@ import ast
 import dataclasses
 import importlib
 import io
+import os
 import re
 import tokenize
 import tomllib
@@ -94,7 +95,12 @@ def cli_parser() -> argparse.ArgumentParser:
     def capture(self: argparse.ArgumentParser, *_: Any, **__: Any) -> None:
         raise _Captured(self)
 
-    with mock.patch.object(argparse.ArgumentParser, "parse_args", capture):
+    # Defaults as documented, not as this machine's environment would change them.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MY_CHAT_")}
+    with (
+        mock.patch.object(argparse.ArgumentParser, "parse_args", capture),
+        mock.patch.dict(os.environ, clean, clear=True),
+    ):
         try:
             entry.parse_args([])
         except _Captured as captured:
