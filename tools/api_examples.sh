@@ -58,10 +58,10 @@ curl -s -X POST http://127.0.0.1:8080/api/messages \
 curl -s http://127.0.0.1:8080/api/me -H "Authorization: Bearer not-a-token"
 
 ## sse
-curl -s -N -i --max-time 1 http://127.0.0.1:8080/sse -H "Authorization: Bearer $TOKEN"
+curl -s -N -i --max-time 2 http://127.0.0.1:8080/sse -H "Authorization: Bearer $TOKEN"
 
 ## sse-resume
-curl -s -N --max-time 1 http://127.0.0.1:8080/sse -H "Authorization: Bearer $TOKEN" \
+curl -s -N --max-time 2 http://127.0.0.1:8080/sse -H "Authorization: Bearer $TOKEN" \
   -H 'Last-Event-ID: 1'
 
 ## history
@@ -70,9 +70,9 @@ curl -s 'http://127.0.0.1:8080/api/history?limit=20' -H "Authorization: Bearer $
 curl -s 'http://127.0.0.1:8080/api/history?before=2&limit=20' -H "Authorization: Bearer $TOKEN"
 
 ## online
-curl -s -N --max-time 3 http://127.0.0.1:8080/sse -H "Authorization: Bearer $TOKEN" > alice.txt &
+curl -s -N --max-time 5 http://127.0.0.1:8080/sse -H "Authorization: Bearer $TOKEN" > alice.txt &
 
-sleep 0.5
+until grep -q '^event: online' alice.txt 2>/dev/null; do sleep 0.1; done
 
 curl -s http://127.0.0.1:8080/api/online -H "Authorization: Bearer $TOKEN"
 
