@@ -269,7 +269,8 @@ def _literal(node: ast.AST) -> str | None:
 def error_codes(root: Path = ROOT) -> list[tuple[int, str, str, str]]:
     """(status, code, message, module) for every API error the source raises."""
     classes = _error_classes()
-    found: dict[tuple[int, str], tuple[str, set[str]]] = {}
+    # (status, code) -> ([(line, message)], modules); messages in the order of the source.
+    found: dict[tuple[int, str], tuple[list[tuple[int, str]], set[str]]] = {}
     for folder in SOURCE_DIRS:
         for path in sorted((root / folder).glob("*.py")):
             module = f"{folder}/{path.name}"
@@ -285,14 +286,21 @@ def error_codes(root: Path = ROOT) -> list[tuple[int, str, str, str]]:
                 for keyword in node.keywords:
                     if keyword.arg == "status" and isinstance(keyword.value, ast.Constant):
                         status = keyword.value.value
-                _, modules = found.setdefault((status, code), (message or "", set()))
+                messages, modules = found.setdefault((status, code), ([], set()))
+                if message:
+                    messages.append((node.lineno, message))
                 modules.add(module)
     errors = importlib.import_module("my_chat.errors")
     for status, code in errors._HTTP_CODES.items():
-        found.setdefault((status, code), ("", {"aiohttp"}))
+        found.setdefault((status, code), ([], {"aiohttp"}))
     return sorted(
-        (status, code, message, ", ".join(sorted(modules)))
-        for (status, code), (message, modules) in found.items()
+        (
+            status,
+            code,
+            " / ".join(dict.fromkeys(message for _, message in sorted(messages))),
+            ", ".join(sorted(modules)),
+        )
+        for (status, code), (messages, modules) in found.items()
     )
 
 
