@@ -7,7 +7,8 @@ PORT ?= 8080
 DEST ?= student-release
 HAS_SOLUTIONS := $(wildcard solutions/__init__.py)
 
-PHONY_EXTRA := test-browser test-redis test-nginx measure-redis-hop grpc-stubs config-example
+PHONY_EXTRA := test-browser test-redis test-nginx measure-redis-hop grpc-stubs config-example \
+               api-transcripts
 .PHONY: $(PHONY_EXTRA) help setup chat chat-exercises test lint format lab docs docs-build bench \
         bench-quick check student-release student-release-check clean
 
@@ -77,6 +78,10 @@ grpc-stubs: $(STAMP)
 
 config-example: $(STAMP)
 	$(PY) tools/make_config_example.py
+
+# The API page's curl examples, run against a fresh server (needs curl and jq).
+api-transcripts: $(STAMP)
+	$(PY) tools/make_api_transcripts.py $(ARGS)
 
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(ARGS)

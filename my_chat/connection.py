@@ -136,7 +136,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if context.sessions.is_revoked(session):
         end_streams([connection], SESSION_REVOKED)  # signed out while this stream opened
     try:
-        # The first write goes through aiohttp, which sends the headers with it.
+        # prepare() has sent the headers; this first write is retry:, connection_id, heartbeat.
         await response.write(opening_frames(context, connection))
         if first_of_user:
             await context.broker.user_online(user)

@@ -501,3 +501,41 @@ async def test_a_page_far_behind_reloads_its_history(tmp_path: Path, open_page: 
     finally:
         await server.stop()
         server.close()
+
+
+async def test_a_silent_stream_is_replaced_by_the_watchdog(
+    chat_server: ChatServer, open_page: OpenPage
+) -> None:
+    """A stream that goes quiet (the server frozen, its socket still open) is reopened.
+
+    SIGSTOP freezes the server: the page's connection stays open, but nothing arrives, as
+    behind a proxy that dropped it silently. The page's clock is fake, so "over a minute of
+    silence" takes no real minute. Without the watchdog, EventSource would keep waiting on
+    the old stream after SIGCONT, and the server would see no new connection.
+    """
+    alice = await open_page()
+    await alice.page.clock.install()
+    await alice.sign_up(chat_server.url, "alice")
+    connects = re.compile(r"\bconnect client=\w+ user=alice")
+    before = len(connects.findall(chat_server.log()))
+    assert before >= 1
+
+    assert chat_server.process is not None
+    chat_server.process.send_signal(signal.SIGSTOP)
+    try:
+        await alice.page.clock.fast_forward(30_000)
+        await expect(alice.state).to_have_attribute("data-state", "live")  # not yet
+        await alice.page.clock.fast_forward(45_000)
+        await expect(alice.by("status-line")).to_contain_text("No heartbeat")
+        await expect(alice.state).not_to_have_attribute("data-state", "live")
+    finally:
+        chat_server.process.send_signal(signal.SIGCONT)
+
+    await expect(alice.state).to_have_attribute("data-state", "live", timeout=RECONNECT_TIMEOUT_MS)
+    await expect(alice.online_user("alice")).to_be_visible()
+    for _ in range(50):
+        if len(connects.findall(chat_server.log())) > before:
+            break
+        await asyncio.sleep(0.1)
+    assert len(connects.findall(chat_server.log())) == before + 1, chat_server.log()
+    assert_no_script_errors(alice)

@@ -6,6 +6,8 @@ Run after ``make docs-build`` (``make test`` does). A missing site fails, it nev
 from __future__ import annotations
 
 import contextlib
+import html
+import re
 from pathlib import Path
 
 import pytest
@@ -123,3 +125,23 @@ async def test_every_page_renders_cleanly():
     assert not problems, "\n".join(problems)
     assert notebook_pages >= 5, f"only {notebook_pages} notebook pages rendered"
     assert mermaid_diagrams >= 5, f"only {mermaid_diagrams} Mermaid diagrams rendered"
+
+
+def test_the_navigation_shows_the_labels_of_mkdocs_yml():
+    """A notebook's page is named by its nav label, not by the notebook's first heading."""
+    nav = re.findall(
+        r"^\s*- \"?(?P<label>[^\n:\"]+)\"?: (notebooks/\w+)\.ipynb$",
+        (ROOT / "mkdocs.yml").read_text(encoding="utf-8"),
+        re.M,
+    )
+    assert len(nav) >= 5
+    for label, page in nav:
+        built = (SITE / page / "index.html").read_text(encoding="utf-8")
+        title = re.search(r"<title>(.*?)</title>", built, re.S)
+        assert title and html.unescape(title[1]).startswith(label), (page, title and title[1])
+
+
+def test_no_generated_marker_is_left_in_the_site():
+    for path in SITE.rglob("index.html"):
+        text = path.read_text(encoding="utf-8")
+        assert "<!-- generated:" not in text and "<!-- notebook-output:" not in text, path

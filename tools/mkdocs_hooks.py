@@ -1,4 +1,17 @@
-"""MkDocs hooks for the notebook pages (registered under ``hooks:`` in mkdocs.yml).
+"""MkDocs hooks (registered under ``hooks:`` in mkdocs.yml).
+
+For every page, facts from the code and figures from the labs:
+
+* **Generated tables.** A marker such as ``<!-- generated: settings -->`` in a chapter is
+  replaced by the table ``tools/text_facts.py`` makes from my_chat's code (settings, events,
+  error codes, limits), so the text cannot fall behind the code.
+* **A lab's figures.** ``<!-- notebook-output: 02_sse_in_depth.ipynb cell-14 -->`` is
+  replaced by what that cell printed when the build executed the notebook
+  (``tools/build_docs.py`` stages the executed copies), with a link to the cell. A chapter
+  shows the lab's own measurement instead of a pasted, dated transcript.
+* **The stubs as generated.** Chapters include the exercise stubs (``exercises/NAME.py``).
+  A learner edits those files, so the build includes fresh ones generated from
+  ``solutions/`` instead (in ``build/docs-stubs/``, searched before the working copy).
 
 mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML need fixing:
 
@@ -16,11 +29,29 @@ mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML ne
 from __future__ import annotations
 
 import html
+import shutil
+import sys
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
+from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.pages import Page
 from mkdocs.structure.toc import get_toc
+
+TOOLS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TOOLS))  # hooks are loaded by path; make the neighbours importable
+
+import notebook_figures  # noqa: E402
+import text_facts  # noqa: E402
+
+try:  # mkdocs restores sys.path after loading this file: import the neighbours now
+    import make_exercises
+except ModuleNotFoundError:  # a student release has neither it nor solutions/
+    make_exercises = None
+
+ROOT = TOOLS.parent
+DOCS_STUBS = ROOT / "build" / "docs-stubs"
 
 HIDDEN_MERMAID = '<div class="jp-Mermaid"><pre class="mermaid">'
 VISIBLE_MERMAID = '<div class="notebook-mermaid"><pre class="mermaid">'
@@ -79,3 +110,36 @@ def on_page_content(html_content: str, page: Page, **_: Any) -> str:
     if collector.headings:
         page.toc = get_toc(_toc_tokens(collector.headings))
     return html_content.replace(HIDDEN_MERMAID, VISIBLE_MERMAID)
+
+
+def pristine_stubs() -> dict[str, str]:
+    """File name -> the stub as generated: fresh from solutions/, or a release's pristine copy."""
+    solutions = ROOT / "solutions"
+    if solutions.is_dir() and make_exercises is not None:
+        return make_exercises.generated_files(solutions)
+    pristine = ROOT / "exercises" / ".pristine"
+    return {path.name: path.read_text(encoding="utf-8") for path in pristine.glob("*.py")}
+
+
+def on_config(config: MkDocsConfig, **_: Any) -> MkDocsConfig:
+    """Write the stubs as generated, and let snippets find them before the learner's copies."""
+    stubs = pristine_stubs()
+    if not stubs:
+        return config  # nothing better than the working copy exists
+    target = DOCS_STUBS / "exercises"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name, content in stubs.items():
+        (target / name).write_text(content, encoding="utf-8")
+    snippets = config.mdx_configs.setdefault("pymdownx.snippets", {})
+    base_path = list(snippets.get("base_path", ["."]))
+    if str(DOCS_STUBS) not in base_path:
+        snippets["base_path"] = [str(DOCS_STUBS), *base_path]
+    return config
+
+
+def on_page_markdown(markdown: str, page: Page, **_: Any) -> str:
+    origin = page.file.src_uri
+    markdown = text_facts.render(markdown, origin=origin)
+    return notebook_figures.render(markdown, origin=origin)

@@ -386,6 +386,7 @@ function openStream() {
   const url = state.lastStreamId > 0 ? `/sse?last_event_id=${state.lastStreamId}` : "/sse";
   const source = new EventSource(url);
   state.source = source;
+  watchForSilence(source);
   setConnection("connecting");
 
   // Events from a source we have since replaced are ignored.
@@ -512,6 +513,38 @@ async function retryNow() {
     scheduleRetry();
   }
 }
+
+// ---------------------------------------------------------------- the silence watchdog
+
+// --8<-- [start:watchdog]
+// The server sends a heartbeat to every stream at least every periodic interval (30 s by
+// default). A stream silent for much longer is dead even if its socket has not noticed: a
+// laptop that slept, a proxy or a NAT that dropped the connection without a word. EventSource
+// itself would wait forever, so the page closes such a stream and opens a new one, which
+// resumes after the last message it saw. Any frame counts as a sign of life.
+const SILENCE_LIMIT_MS = 70_000; // two periodic heartbeats missed, plus a margin
+const SILENCE_CHECK_MS = 5_000;
+const SIGNS_OF_LIFE = ["open", "connection_id", "heartbeat", "online", "message", "presence"];
+
+function watchForSilence(source) {
+  let lastSign = Date.now();
+  const alive = () => { lastSign = Date.now(); };
+  for (const name of [...SIGNS_OF_LIFE, "reconnect", ...PUSH_EVENTS]) {
+    source.addEventListener(name, alive);
+  }
+  const timer = setInterval(() => {
+    if (source !== state.source) {
+      clearInterval(timer); // this stream was replaced or closed: nothing left to watch
+    } else if (source.readyState !== EventSource.OPEN) {
+      lastSign = Date.now(); // EventSource is reconnecting by itself; silence starts after
+    } else if (Date.now() - lastSign > SILENCE_LIMIT_MS) {
+      clearInterval(timer);
+      setStatus("No heartbeat for over a minute: reconnecting…", "connection");
+      openStream();
+    }
+  }, SILENCE_CHECK_MS);
+}
+// --8<-- [end:watchdog]
 
 // ---------------------------------------------------------------- views
 
