@@ -40,6 +40,7 @@ _SEPARATOR = "@@@ transcript step {} @@@"
 # What differs from run to run, and what it becomes for comparing.
 _VOLATILE = [
     (re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+"), "<jwt>"),
+    (re.compile(r'"jti": "[\w-]+"'), '"jti": "<jti>"'),
     (re.compile(r"\b[0-9a-f]{32}\b"), "<id>"),
     (re.compile(r"\b1\d{12}\b"), "<ms>"),
     (re.compile(r"\b1\d{9}\b"), "<s>"),
