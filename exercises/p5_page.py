@@ -20,11 +20,13 @@ script (this module's ``create_app``); the four points above. The tests run your
 server with ``history=0``, so a stream without ``last_event_id`` gets no history and a
 reload shows only what arrived after it.
 
-Try it: ``python -m exercises run``, open http://127.0.0.1:8080/ in two browser windows
-(one private, to be two people), sign in as two names, chat; stop the server (Ctrl-C) and
-watch the state go to ``reconnecting``, start it again and see ``live``. Reload a page:
-it resumes where it was. The browser's developer tools (Network, the ``sse`` request)
-show the events as they arrive.
+Try it: ``python -m exercises run``; ``curl -i http://127.0.0.1:8080/`` and
+``curl -I http://127.0.0.1:8080/static/page.js`` show the two routes. Then open
+http://127.0.0.1:8080/ in two browser tabs (each tab keeps its own sign-in, in
+sessionStorage), sign in with two names and chat. Stop the server (Ctrl-C) and watch the
+state go to ``reconnecting``; start it again and see ``live``. Reload a tab: it resumes
+where it was. The browser's developer tools (Network, the ``sse`` request) show the events
+as they arrive.
 """
 
 # Generated from solutions/p5_page.py by tools/make_exercises.py —

@@ -26,9 +26,10 @@ them in yourself, one region each:
   and the connection's replay buffer (phase 4) holds live frames back meanwhile.
 - **private**: a message with ``"to": "bob"`` goes only to bob's and the sender's streams.
   ``to`` that is not a non-empty string: 400 ``invalid_recipient``. Your ``check_recipient``
-  refuses a message to yourself (400) and to a user who never signed in here (404
-  ``unknown_recipient``; ``app[USERS]`` holds who did). The replay shows each stream only
-  what your ``may_see`` allows.
+  refuses a message to yourself (400 ``self_message``) and to a user who never signed in (404
+  ``unknown_recipient``; ``app[USERS]`` holds who did). A replay shows each stream only the
+  private messages its user sent or received (your store's queries already filter; hand
+  ``replay`` your ``may_see`` too, which checks every message once more).
 
 Requirements: each point above is a test in tests/exercises/test_p5_plug_classics.py, and
 after any refused request the server keeps working. ``create_app`` takes the settings as

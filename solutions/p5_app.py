@@ -13,6 +13,9 @@ Requirements (each is a test in tests/exercises/test_p5_app.py):
 - Every error is JSON: an unknown path answers 404 with ``{"error": "not_found", ...}``.
   my_chat's middleware ``my_chat.errors.json_errors`` does exactly that; install it. After a
   404 the server answers normally.
+- When the server stops, every open stream is told to end, so that Ctrl-C does not wait for
+  streams that never end by themselves: add the given ``close_streams`` to the app's
+  ``on_shutdown`` hooks.
 
 Try it: ``python -m exercises run`` serves your latest phase-5 step, then, in another
 terminal (use the port that ``run`` prints)::
@@ -39,11 +42,17 @@ async def healthz(request: web.Request) -> web.Response:
     ### END SOLUTION
 
 
+async def close_streams(app: web.Application) -> None:
+    """On shutdown: end every open stream (each stream's handler then returns)."""
+    app[MANAGER].close_all()
+
+
 def create_app() -> web.Application:
-    """The app: JSON errors, a ClientManager under MANAGER, and GET /healthz."""
-    ### BEGIN SOLUTION: an Application with json_errors, the manager, GET /healthz
+    """The app: JSON errors, a ClientManager under MANAGER, GET /healthz, close_streams."""
+    ### BEGIN SOLUTION: an Application with json_errors, the manager, the route, the hook
     app = web.Application(middlewares=[json_errors])
     app[MANAGER] = ClientManager()
     app.router.add_get("/healthz", healthz)
+    app.on_shutdown.append(close_streams)
     return app
     ### END SOLUTION

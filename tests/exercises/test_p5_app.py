@@ -41,3 +41,12 @@ async def test_an_unknown_path_is_a_json_404_and_the_server_keeps_answering(step
         assert status == 404
         assert isinstance(body, dict) and body.get("error") == "not_found"
         assert (await server.request("GET", "/healthz"))[0] == 200
+
+
+async def test_stopping_the_server_ends_every_open_stream(step):
+    app = step.create_app()
+    async with running(app):
+        connection = Connection("c1", "alice", None)
+        app[step.MANAGER].register(connection)
+        assert not connection.closed.done()
+    assert connection.closed.done(), "close_streams should run when the server stops"

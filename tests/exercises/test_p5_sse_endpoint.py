@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from my_chat.sse import encode_event
+from my_chat.sse import EventStreamParser, encode_event
 from tests.exercises.p5_client import running
 
 
@@ -63,12 +63,18 @@ async def test_the_first_event_is_connection_id_with_a_new_id_and_retry(step):
             second.close()
 
 
-def test_connection_id_frame_sets_retry(step):
+def test_connection_id_frame_is_one_connection_id_event_that_sets_retry(step):
     class Named:
         id = "abc"
 
     frame = step.connection_id_frame(Named())
-    assert frame == encode_event('{"client_id":"abc"}', event="connection_id", retry=step.RETRY_MS)
+    assert isinstance(frame, bytes)
+    parser = EventStreamParser()
+    events = parser.feed(frame)
+    assert [(e.type, json.loads(e.data)) for e in events] == [
+        ("connection_id", {"client_id": "abc"})
+    ]
+    assert parser.retry == step.RETRY_MS
 
 
 async def test_an_open_stream_is_registered_and_gets_the_managers_frames(step):
