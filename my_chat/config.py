@@ -44,7 +44,8 @@ class Settings:
     keepalive_timeout: float = 75.0
     # A user whose last stream closes is announced offline only after this many seconds, so
     # a reconnection in between announces nothing; changes go out at most once per window.
-    presence_grace: float = 3.0
+    # The grace outlasts the reconnection delay a page is told (retry_ms, 3 s).
+    presence_grace: float = 5.0
     presence_window: float = 0.25
     # --- end of issue 11 items 2 and 4 ---
 

@@ -119,7 +119,14 @@ async def open_services(settings: Settings, manager: ClientManager, parts):
         return broker.accounts, broker.store, broker
     accounts = await AccountStore.open(str(settings.database_path))
     store = await open_store(parts, settings)
-    return accounts, store, LocalBroker(store, manager, parts)
+    broker = LocalBroker(
+        store,
+        manager,
+        parts,
+        presence_grace=settings.presence_grace,
+        presence_window=settings.presence_window,
+    )
+    return accounts, store, broker
 
 
 async def retention_sweep(context: ServiceContext) -> None:
