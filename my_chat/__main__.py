@@ -101,6 +101,24 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="sign-ups per address and minute, 0 for no limit (%(default)s)",
     )
     parser.add_argument(
+        "--max-streams-per-user",
+        type=int,
+        default=defaults.max_streams_per_user,
+        help="open streams one user may have, 0 for no cap (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=int,
+        default=defaults.max_streams,
+        help="open streams in this process, 0 for no cap (%(default)s)",
+    )
+    parser.add_argument(
+        "--replay-max",
+        type=int,
+        default=defaults.replay_max,
+        help="messages one resume replays at most, 0 for no cap (%(default)s)",
+    )
+    parser.add_argument(
         "--head-timeout",
         type=float,
         default=defaults.request_head_timeout,

@@ -24,7 +24,7 @@ from aiohttp import web
 from my_chat.auth import authenticate_session
 from my_chat.client_manager import Connection
 from my_chat.context import ServiceContext, context_of
-from my_chat.errors import BadRequest
+from my_chat.errors import ApiError, BadRequest, TooManyRequests
 from my_chat.events import (
     CONNECTION_ID,
     HEARTBEAT_INITIAL,
@@ -64,6 +64,28 @@ def requested_last_event_id(request: web.Request) -> int | None:
     return int(raw)
 
 
+def check_stream_caps(context: ServiceContext, user: str) -> None:
+    """Refuse a stream over the per-user or the server-wide cap, before any header is sent.
+
+    The counts are this process's: behind a load balancer each process applies its own caps.
+    """
+    settings, manager = context.settings, context.manager
+    if settings.max_streams and len(manager) >= settings.max_streams:
+        raise ApiError(
+            "server_full",
+            "the server has as many streams open as it takes; try again later",
+            status=503,
+            headers={"Retry-After": "10"},
+        )
+    per_user = settings.max_streams_per_user
+    if per_user and len(manager.connections_of(user)) >= per_user:
+        raise TooManyRequests(
+            "too_many_streams",
+            f"you have {per_user} streams open, the most one user may; close one first",
+            headers={"Retry-After": "10"},
+        )
+
+
 # --8<-- [start:opening]
 def opening_frames(context: ServiceContext, connection: Connection) -> bytes:
     frames = [
@@ -92,6 +114,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     session = authenticate_session(request)
     user = session.user
     last_event_id = requested_last_event_id(request)
+    check_stream_caps(context, user)
 
     response = web.StreamResponse(headers=STREAM_HEADERS)
     if request.version >= (1, 1):
@@ -129,6 +152,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             may_see,
             last_event_id,
             context.settings.history_on_connect,
+            context.settings.replay_max,
         )
         connection.finish_replay(last_replayed)
         await connection.closed

@@ -14,7 +14,8 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -25,8 +26,9 @@ from my_chat.broker import LocalBroker
 from my_chat.client_manager import ClientManager
 from my_chat.config import Settings
 from my_chat.context import CONTEXT, ServiceContext
-from my_chat.errors import json_errors
+from my_chat.errors import StartupError, json_errors
 from my_chat.events import RECONNECT, ReconnectData, to_json
+from my_chat.guards import add_security_headers, request_guards
 from my_chat.history import NoHistory
 from my_chat.parts import check_parts, import_parts, status_lines
 from my_chat.ratelimit import RateLimiter
@@ -37,7 +39,7 @@ logger = logging.getLogger("my_chat")
 
 STATIC_DIR = Path(__file__).parent / "static"
 SETTINGS = web.AppKey("settings", Settings)
-RETENTION_SWEEP_SECONDS = 60.0
+TASKS = web.AppKey("background_tasks", list)
 
 
 def read_or_create_secret(given: str | None, env_name: str, path: Path) -> tuple[str, bool]:
@@ -70,9 +72,9 @@ async def build_context(settings: Settings) -> ServiceContext:
     await check_parts(parts)
     logger.info("exercise parts from %s/:\n%s", parts.source, "\n".join(status_lines(parts)))
 
-    jwt_secret, _ = read_or_create_secret(
-        settings.jwt_secret, "MY_CHAT_JWT_SECRET", settings.data_dir / "jwt_secret"
-    )
+    manager = ClientManager()
+    accounts, store, broker = await open_services(settings, manager, parts)
+    jwt_secret = await choose_jwt_secret(settings, broker)
     service_key, created = read_or_create_secret(
         settings.service_key, "MY_CHAT_SERVICE_KEY", settings.data_dir / "service_key"
     )
@@ -90,8 +92,6 @@ async def build_context(settings: Settings) -> ServiceContext:
     if not parts.done("private"):
         logger.warning("private-message exercise not done: messages with 'to' are refused")
 
-    manager = ClientManager()
-    accounts, store, broker = await open_services(settings, manager, parts)
     sessions = await open_sessions(settings, parts, jwt_secret, manager, broker)
     return ServiceContext(
         settings=settings,
@@ -110,13 +110,47 @@ async def build_context(settings: Settings) -> ServiceContext:
     )
 
 
+async def choose_jwt_secret(settings: Settings, broker) -> str:
+    """Settings, else the environment; else in Redis mode the secret kept in Redis (so a
+    token from one process is good on every other), else the file in ``data_dir``."""
+    given = settings.jwt_secret or os.environ.get("MY_CHAT_JWT_SECRET")
+    if settings.redis_url and not given:
+        from redis.exceptions import RedisError
+
+        from my_chat.redis_store import shared_secret
+
+        try:
+            return await shared_secret(broker.redis)
+        except RedisError as error:
+            raise StartupError(f"cannot read the shared JWT secret from Redis: {error}") from None
+    secret, _ = read_or_create_secret(
+        settings.jwt_secret, "MY_CHAT_JWT_SECRET", settings.data_dir / "jwt_secret"
+    )
+    return secret
+
+
+def protect_database_files(database: Path) -> None:
+    """Make the database and its WAL and shared-memory files readable by this user only.
+
+    SQLite creates ``-wal`` and ``-shm`` with the database file's own permissions, so
+    creating that file 0600 before SQLite opens it covers all three; chmod fixes older ones.
+    """
+    if not database.exists():
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        if path.exists() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
 async def open_services(settings: Settings, manager: ClientManager, parts):
     """Accounts, message store and broker: SQLite and in-process, or all three in Redis."""
     if settings.redis_url:
         from my_chat.redis_broker import RedisBroker
 
         broker = await RedisBroker.connect(settings, manager, parts)
+        await broker.accounts.add_missing_skeletons()
         return broker.accounts, broker.store, broker
+    protect_database_files(settings.database_path)
     accounts = await AccountStore.open(str(settings.database_path))
     store = await open_store(parts, settings)
     broker = LocalBroker(
@@ -129,7 +163,13 @@ async def open_services(settings: Settings, manager: ClientManager, parts):
     return accounts, store, broker
 
 
-async def retention_sweep(context: ServiceContext) -> None:
+async def retention_sweep(context: ServiceContext, backoff: Backoff) -> None:
+    """Prune old messages every ``retention_interval`` seconds, forever.
+
+    A sweep that fails (the database is locked, Redis is away) is logged and tried again
+    sooner, backing off; it never ends the task. A store without ``prune`` (an exercise not
+    finished yet) keeps the task idle rather than ended, so ``/healthz`` stays truthful.
+    """
     settings = context.settings
     while True:
         older_than = None
@@ -138,41 +178,110 @@ async def retention_sweep(context: ServiceContext) -> None:
         try:
             deleted = await context.store.prune(settings.retention_count, older_than)
         except NotImplementedError:
-            return
+            deleted = 0
+        except Exception as error:
+            delay = backoff.failed()
+            logger.warning("retention sweep failed (%r); trying again in %.1f s", error, delay)
+            await asyncio.sleep(delay)
+            continue
+        backoff.succeeded()
         if deleted:
             logger.info("retention: deleted %d old messages", deleted)
-        await asyncio.sleep(RETENTION_SWEEP_SECONDS)
+        await asyncio.sleep(settings.retention_interval)
+
+
+class Backoff:
+    """Waits that double after each failure in a row, from ``first`` up to ``most`` seconds.
+
+    ``failures`` counts every failure since start-up; ``/healthz`` shows it.
+    """
+
+    def __init__(self, first: float, most: float) -> None:
+        self.first, self.most = first, max(first, most)
+        self.in_a_row = 0
+        self.failures = 0
+
+    def failed(self) -> float:
+        self.in_a_row += 1
+        self.failures += 1
+        return min(self.most, self.first * 2 ** min(self.in_a_row - 1, 30))
+
+    def succeeded(self) -> None:
+        self.in_a_row = 0
+
+
+async def supervised(name: str, loop: Callable[[], Awaitable[None]], backoff: Backoff) -> None:
+    """Run ``loop()``, and run it again after a pause whenever it raises.
+
+    The heartbeat loops come from the exercises, so they may raise; a bug in one tick must
+    not end the heartbeats for good. If ``loop()`` returns, the task ends, and
+    ``/healthz`` reports it as stopped.
+    """
+    while True:
+        started = time.monotonic()
+        try:
+            await loop()
+            logger.error("background task %s returned; it is meant to run forever", name)
+            return
+        except Exception:
+            if time.monotonic() - started > 60:
+                backoff.succeeded()  # it ran a good while: start the back-off over
+            delay = backoff.failed()
+            logger.exception("background task %s failed; restarting it in %.1f s", name, delay)
+        await asyncio.sleep(delay)
+
+
+@dataclass
+class BackgroundTask:
+    task: asyncio.Task
+    backoff: Backoff
+
+    def state(self) -> dict[str, object]:
+        return {"running": not self.task.done(), "failures": self.backoff.failures}
 
 
 # --8<-- [start:background-tasks]
-def background_tasks(context: ServiceContext) -> list[asyncio.Task]:
-    tasks = [asyncio.create_task(retention_sweep(context), name="retention")]
+def background_tasks(context: ServiceContext) -> list[BackgroundTask]:
+    """The retention sweep and the two heartbeat loops, each restarted after an error."""
+    settings = context.settings
+    retention = Backoff(first=1.0, most=settings.retention_interval)
+    tasks = [
+        BackgroundTask(
+            asyncio.create_task(retention_sweep(context, retention), name="retention"), retention
+        )
+    ]
     if context.parts.done("heartbeat"):
-        heartbeat = context.parts.heartbeat
-        settings = context.settings
-        tasks.append(
-            asyncio.create_task(
-                heartbeat.periodic_heartbeats(context.manager, settings.periodic_interval),
-                name="periodic-heartbeats",
-            )
-        )
-        tasks.append(
-            asyncio.create_task(
-                heartbeat.healthcheck_heartbeats(context.manager, settings.healthcheck_interval),
-                name="healthcheck-heartbeats",
-            )
-        )
-    for task in tasks:
-        task.add_done_callback(_report_crash)
+        heartbeat, manager = context.parts.heartbeat, context.manager
+        loops = {
+            "periodic-heartbeats": lambda: heartbeat.periodic_heartbeats(
+                manager, settings.periodic_interval
+            ),
+            "healthcheck-heartbeats": lambda: heartbeat.healthcheck_heartbeats(
+                manager, settings.healthcheck_interval
+            ),
+        }
+        for name, loop in loops.items():
+            backoff = Backoff(first=0.5, most=30.0)
+            task = asyncio.create_task(supervised(name, loop, backoff), name=name)
+            tasks.append(BackgroundTask(task, backoff))
+    for background in tasks:
+        background.task.add_done_callback(_report_stop)
     return tasks
 
 
 # --8<-- [end:background-tasks]
 
 
-def _report_crash(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("background task %s stopped: %r", task.get_name(), task.exception())
+def _report_stop(task: asyncio.Task) -> None:
+    if task.cancelled():
+        return  # shutting down
+    error = task.exception()
+    logger.error("background task %s stopped%s", task.get_name(), f": {error!r}" if error else "")
+
+
+def stopped_tasks(app: web.Application) -> list[str]:
+    """The background tasks that ended while the server still runs (none should)."""
+    return sorted(b.task.get_name() for b in app.get(TASKS, []) if b.task.done())
 
 
 # --8<-- [start:lifecycle]
@@ -183,10 +292,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     # After the broker: in Redis mode, revocations made from here on reach its reader.
     await context.sessions.start()
     tasks = background_tasks(context)
+    app[TASKS] = tasks
     yield
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for background in tasks:
+        background.task.cancel()
+    await asyncio.gather(*(b.task for b in tasks), return_exceptions=True)
     await context.broker.stop()
     await context.sessions.close()
     await context.store.close()
@@ -226,7 +336,21 @@ async def status(request: web.Request) -> web.Response:
 
 @status_routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+    """200 while every background task runs; 503 naming the ones that stopped."""
+    stopped = stopped_tasks(request.app)
+    tasks = {b.task.get_name(): b.state() for b in request.app.get(TASKS, [])}
+    if stopped:
+        return web.json_response(
+            {
+                "ok": False,
+                "error": "background_task_stopped",
+                "message": f"background task(s) stopped: {', '.join(stopped)}",
+                "stopped": stopped,
+                "tasks": tasks,
+            },
+            status=503,
+        )
+    return web.json_response({"ok": True, "tasks": tasks})
 
 
 @status_routes.get("/")
@@ -238,7 +362,11 @@ async def index(request: web.Request) -> web.FileResponse:
 def create_app(settings: Settings | None = None) -> web.Application:
     """The whole chat server as one aiohttp application."""
     settings = settings or Settings()
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body)
+    app = web.Application(
+        middlewares=[json_errors, request_guards(settings.allowed_origins)],
+        client_max_size=settings.max_body,
+    )
+    app.on_response_prepare.append(add_security_headers)
     app[SETTINGS] = settings
     for table in (auth.routes, chat.routes, connection.routes, push.routes, status_routes):
         app.add_routes(table)
