@@ -254,20 +254,22 @@ class RedisAccountStore:
     async def add_missing_skeletons(self) -> None:
         """Give accounts made before skeletons existed theirs (see the SQLite store)."""
         try:
-            names = [name.decode() for name in await self.redis.hkeys(ACCOUNTS_KEY)]
-            clashes = []
-            for name in names:
-                skeleton = name_skeleton(name)
-                if not await self.redis.hsetnx(SKELETONS_KEY, skeleton, name):
-                    holder = await self.redis.hget(SKELETONS_KEY, skeleton)
-                    if holder is not None and holder.decode() != name:
-                        clashes.append(name)
+            names = {name.decode() for name in await self.redis.hkeys(ACCOUNTS_KEY)}
+            holders = await self.redis.hgetall(SKELETONS_KEY)
+            missing = sorted(names - {holder.decode() for holder in holders.values()})
+            if not missing:
+                return
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name in missing:
+                    pipe.hsetnx(SKELETONS_KEY, name_skeleton(name), name)
+                added = await pipe.execute()
         except RedisError as error:
             raise RedisUnavailable("checking the account names", error) from error
+        clashes = [name for name, was_added in zip(missing, added, strict=True) if not was_added]
         if clashes:
             logger.warning(
                 "accounts whose names look like an older account's (both kept): %s",
-                ", ".join(sorted(clashes)),
+                ", ".join(clashes),
             )
 
     async def close(self) -> None:

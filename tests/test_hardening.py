@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+from my_chat.server import TASKS
 from tests.chat_client import PASSWORD
 
 
 async def wait_for(condition, what: str, timeout: float = 20.0):
-    """Poll ``condition()`` (async) until it returns something true."""
-    async with asyncio.timeout(timeout):
-        while not (result := await condition()):
-            await asyncio.sleep(0.05)
-    assert result, what
+    """Poll ``condition()`` (async) until it returns something true; fail naming ``what``."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not (result := await condition()):
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"gave up after {timeout} s waiting for {what}") from None
     return result
 
 
@@ -118,8 +121,6 @@ async def test_retention_survives_a_locked_database(make_server):
 async def test_healthz_names_a_background_task_that_stopped(server):
     status, body = await server.client().request("GET", "/healthz")
     assert status == 200 and body["ok"] is True
-    from my_chat.server import TASKS
-
     retention = next(b.task for b in server.app[TASKS] if b.task.get_name() == "retention")
     retention.cancel()
     await asyncio.gather(retention, return_exceptions=True)
@@ -251,7 +252,7 @@ async def test_streams_over_the_per_user_cap_are_429_before_the_stream(make_serv
             stream.close()
 
 
-async def test_the_default_caps(tmp_path):
+async def test_the_default_caps():
     from my_chat.config import Settings
 
     assert Settings().max_streams_per_user == 20 and Settings().max_streams > 0
@@ -437,3 +438,18 @@ async def test_the_default_replay_cap_is_on():
     from my_chat.config import Settings
 
     assert 0 < Settings().replay_max <= 10_000
+
+
+async def test_a_listed_origin_may_post(make_server):
+    """Behind a proxy that rewrites Host, the public origin is listed in the settings."""
+    public = "https://chat.example.com"
+    async with make_server(allowed_origins=(public,)) as server:
+        alice = await server.user("alice")
+        status, _ = await alice.request(
+            "POST", "/api/messages", json={"text": "via the proxy"}, headers={"Origin": public}
+        )
+        assert status == 201
+        status, _ = await alice.request(
+            "POST", "/api/messages", json={"text": "x"}, headers={"Origin": public + ".evil"}
+        )
+        assert status == 403
