@@ -36,7 +36,7 @@ class Settings:
     signup_per_minute: int = 30
     login_failures_per_minute: int = 10
 
-    # --- Slow clients, sessions' neighbours and presence churn (issue 11, items 2 and 4) ---
+    # --- Issue 11, items 2 and 4: slow clients and presence churn ---
     # Deadlines for a client, in seconds (0 turns one off; see my_chat/deadlines.py): the
     # whole request head, then the body, and how long an idle keep-alive connection stays.
     request_head_timeout: float = 10.0
