@@ -39,7 +39,7 @@ class Settings:
     # believed, so that the limits above see the browser's address, not the proxy's.
     trusted_proxies: tuple[str, ...] = ()
 
-    # --- Slow clients, sessions' neighbours and presence churn (issue 11, items 2 and 4) ---
+    # --- Issue 11, items 2 and 4: slow clients and presence churn ---
     # Deadlines for a client, in seconds (0 turns one off; see my_chat/deadlines.py): the
     # whole request head, then the body, and how long an idle keep-alive connection stays.
     request_head_timeout: float = 10.0
@@ -47,7 +47,8 @@ class Settings:
     keepalive_timeout: float = 75.0
     # A user whose last stream closes is announced offline only after this many seconds, so
     # a reconnection in between announces nothing; changes go out at most once per window.
-    presence_grace: float = 3.0
+    # The grace outlasts the reconnection delay a page is told (retry_ms, 3 s).
+    presence_grace: float = 5.0
     presence_window: float = 0.25
     # --- end of issue 11 items 2 and 4 ---
 

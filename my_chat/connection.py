@@ -133,6 +133,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     first_of_user = context.manager.register(connection)
     logger.info("connect client=%s user=%s", connection.id, user)
     expiry = close_when_expired(connection, session)
+    # The handler is cancelled when the client goes away, but that cancellation can be lost
+    # (rarely: seen with clients that close right after connecting, in Redis mode), and the
+    # stream would then stay registered for good. The protocol tells us directly as well.
+    watch_connection = getattr(request.protocol, "on_connection_lost", None)
+    if watch_connection is not None:
+        watch_connection(connection.close)
     if context.sessions.is_revoked(session):
         end_streams([connection], SESSION_REVOKED)  # signed out while this stream opened
     try:
@@ -142,7 +148,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await context.broker.user_online(user)
         # Who is online, for this stream only; the presence changes after it are held back
         # with the live frames, so the page applies them on top of this list, in order.
-        online = OnlineData(await context.broker.online_users())
+        online = OnlineData(await context.broker.online_snapshot(user))
         await response.write(encode_event(to_json(online), event=ONLINE))
         may_see = context.parts.private.may_see if context.parts.done("private") else _room_only
         last_replayed = await replay(

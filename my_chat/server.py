@@ -155,7 +155,14 @@ async def open_services(settings: Settings, manager: ClientManager, parts):
     protect_database_files(settings.database_path)
     accounts = await AccountStore.open(str(settings.database_path))
     store = await open_store(parts, settings)
-    return accounts, store, LocalBroker(store, manager, parts)
+    broker = LocalBroker(
+        store,
+        manager,
+        parts,
+        presence_grace=settings.presence_grace,
+        presence_window=settings.presence_window,
+    )
+    return accounts, store, broker
 
 
 async def retention_sweep(context: ServiceContext, backoff: Backoff) -> None:

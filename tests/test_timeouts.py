@@ -95,7 +95,7 @@ async def test_an_idle_keep_alive_connection_is_closed(slow_server):
     reader, writer = await connect(slow_server.url)
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     answer = await until_closed(reader)  # the answer, then nothing: the server closes
-    assert answer.startswith(b"HTTP/1.1 200") and b'{"ok": true}' in answer
+    assert answer.startswith(b"HTTP/1.1 200") and b'"ok": true' in answer
     writer.close()
     await assert_still_serving(slow_server)
 
