@@ -60,6 +60,7 @@ class Connection:
         "_buffer_limit",
         "_chunked",
         "_pending",
+        "_replayed_through",
         "_transport",
         "closed",
         "id",
@@ -88,6 +89,11 @@ class Connection:
         # While history is replayed, live frames wait here, so that nothing arrives twice
         # or out of order; see ``start_replay``.
         self._pending: list[Frame] | None = None
+        # The last message id the replay wrote. A live message that comes after the replay
+        # with an id at or below it was written by the replay already: the replay read it from
+        # the store before its publisher got round to delivering it (the publisher awaits the
+        # commit, and the replay's read can run in between).
+        self._replayed_through = 0
         # The session the stream was opened with (a my_chat.sessions.Session): a revocation
         # closes the streams whose session it ends.
         self.session: Any = None
@@ -100,6 +106,8 @@ class Connection:
         if self._pending is not None:
             self._pending.append(frame)
             return not self.closed.done()
+        if frame.message_id is not None and frame.message_id <= self._replayed_through:
+            return not self.closed.done()  # sent by the replay already
         return self._write(frame)
 
     def _write(self, frame: Frame, *, after_close: bool = False) -> bool:
@@ -124,6 +132,7 @@ class Connection:
     def finish_replay(self, last_replayed_id: int) -> None:
         """Write the frames held back during the replay, minus messages the replay already sent."""
         pending, self._pending = self._pending or [], None
+        self._replayed_through = last_replayed_id
         for frame in pending:
             if frame.message_id is not None and frame.message_id <= last_replayed_id:
                 continue

@@ -23,6 +23,20 @@ async def test_frames_held_back_during_a_replay_follow_it_without_duplicates():
         assert [(e.type, e.data) for e in events] == [("message", "m6"), ("presence", "{}")]
 
 
+async def test_a_message_the_replay_sent_is_not_sent_again_when_it_is_delivered_late():
+    """The replay can read a message from the store before its publisher delivers it (the
+    publisher awaits its commit; the replay's read runs in between). That late delivery comes
+    after the replay has finished, and must not write the message a second time."""
+    async with connected_peers(["alice"]) as (manager, peers):
+        connection = peers[0].connection
+        connection.start_replay()
+        connection.finish_replay(7)  # the replay read up to 7, committed a moment ago
+        manager.broadcast(message(7))  # ... and now 7's publisher delivers it
+        manager.broadcast(message(8))
+        events = await peers[0].read_for(0.2)
+        assert [e.data for e in events] == ["m8"]
+
+
 async def test_a_shutdown_during_a_replay_still_says_reconnect():
     async with connected_peers(["alice", "bob"]) as (manager, peers):
         replaying, live = peers[0].connection, peers[1].connection
