@@ -20,8 +20,9 @@ half-written stub):
 * Solution modules import each other relatively (``from .tokens import ...``), never through
   the ``solutions`` package, which a student release does not have.
 
-``exercises/__main__.py``, ``exercises/_checker.py``, ``exercises/hints/`` and
-``exercises/.pristine/`` belong to the learner's checker and are never written.
+``exercises/__main__.py``, ``exercises/_checker.py``, ``exercises/_loopwatch.py``,
+``exercises/hints/`` and ``exercises/.pristine/`` belong to the learner's checker and are
+never written.
 
 Usage::
 
@@ -54,7 +55,9 @@ HEADER = "# Generated from {origin} by tools/make_exercises.py —\n# edit this 
 INIT_SOURCE = '"""Your exercises: edit these modules, then run ``python -m exercises``."""\n'
 
 # Files and folders in exercises/ that the generator never writes, removes or compares.
-PROTECTED_NAMES = frozenset({"__main__.py", "_checker.py", "hints", ".pristine", "__pycache__"})
+PROTECTED_NAMES = frozenset(
+    {"__main__.py", "_checker.py", "_loopwatch.py", "hints", ".pristine", "__pycache__"}
+)
 
 
 class StubError(Exception):
