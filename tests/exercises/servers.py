@@ -10,7 +10,24 @@ from aiohttp import web
 
 @asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1 (a free port) and yield its base URL."""
+    """Serve ``app`` on 127.0.0.1 (a free port) and yield its base URL.
+
+    When the test fails and a handler raised, the handler's error is raised instead: "500
+    != 201" says less than the ``NotImplementedError`` (or bug) behind it, with its line.
+    """
+    errors: list[Exception] = []
+
+    @web.middleware
+    async def remember_errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
+        try:
+            return await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception as error:
+            errors.append(error)
+            raise
+
+    app.middlewares.append(remember_errors)
     runner = web.AppRunner(app, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -18,5 +35,9 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
     port = runner.addresses[0][1]
     try:
         yield f"http://127.0.0.1:{port}"
+    except Exception:
+        if errors:
+            raise errors[0]  # noqa: B904 (the test's own failure stays as its __context__)
+        raise
     finally:
         await runner.cleanup()
