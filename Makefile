@@ -106,6 +106,7 @@ else
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -p no:cacheprovider
+	$(PY) tools/check_stubs_fail.py
 	$(PY) -m exercises list
 endif
 

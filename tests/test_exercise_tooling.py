@@ -755,7 +755,7 @@ def git(cwd: Path, *args: str) -> None:
 
 def test_student_release_leaves_out_the_solutions(workbook: Path, tmp_path: Path) -> None:
     git(workbook, "init", "-q")
-    (workbook / "Makefile").write_text("check:\n\tpython tools/check_stubs_fail.py\n")
+    (workbook / "Makefile").write_text("check:\n\tpython tools/make_exercises.py --check\n")
     git(workbook, "add", "-A")
     (workbook / "scratch.txt").write_text("not tracked\n")
     dest = tmp_path / "release"
@@ -763,8 +763,12 @@ def test_student_release_leaves_out_the_solutions(workbook: Path, tmp_path: Path
     made = run(["tools/student_release.py", str(dest)], workbook)
     assert made.returncode == 0, made.stderr
     assert not (dest / "solutions").exists()
-    for dropped in ("make_exercises.py", "check_stubs_fail.py", "student_release.py"):
+    for dropped in ("make_exercises.py", "student_release.py"):
         assert not (dest / "tools" / dropped).exists()
+    # The release proves its own stubs fail, from exercises/.pristine/.
+    stubs_fail = run(["tools/check_stubs_fail.py"], dest)
+    assert stubs_fail.returncode == 0, stubs_fail.stdout + stubs_fail.stderr
+    assert "ok: every exercise test fails on the stubs" in stubs_fail.stdout
     assert not (dest / "scratch.txt").exists()
     assert "scratch.txt" in made.stderr  # named as left out
     assert "Makefile:2" in made.stderr  # named as still mentioning a dropped tool
