@@ -653,7 +653,12 @@ def command_watch(book: Workbook, args: argparse.Namespace) -> int:
     try:
         while name is not None:
             print(book.say("watch_checking", name=name, time=time.strftime("%H:%M:%S")))
-            passed = command_check(book, argparse.Namespace(name=name)) == EXIT_OK
+            try:
+                passed = command_check(book, argparse.Namespace(name=name)) == EXIT_OK
+            except PytestDidNotRun as error:  # a syntax error, say: fix it and save again
+                print(book.say("tests_broken", code=error.code))
+                print("\n".join(error.output.strip().splitlines()[-15:]))
+                passed = False
             sys.stdout.flush()
             if passed:
                 name = next_unfinished(book, name)

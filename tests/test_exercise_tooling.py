@@ -676,6 +676,25 @@ def test_run_serves_the_current_phase_5_step(workbook: Path) -> None:
     assert f"Serving your p5_hello on http://127.0.0.1:{port}/" in output
 
 
+def test_the_real_order_lists_every_exercise_once_under_its_phase() -> None:
+    checker = load_checker()
+    book = checker.Workbook(ROOT)
+    phases = book.phases()
+    assert [phase.number for phase in phases] == ["1", "2", "3", "4", "5"]
+    listed = [name for phase in phases for name in phase.names]
+    solutions = sorted(p.stem for p in (ROOT / "solutions").glob("*.py") if p.stem != "__init__")
+    assert sorted(listed) == solutions and len(listed) == len(set(listed))
+    for phase in phases:
+        prefix = f"p{phase.number}_"
+        steps = [name for name in phase.names if name[:1] == "p" and name[1:2].isdigit()]
+        assert all(name.startswith(prefix) for name in steps), (phase.number, steps)
+    classics = ["heartbeat", "tokens", "message_store", "private"]
+    assert phases[-1].names[-4:] == classics
+    for name in listed:
+        assert (ROOT / "tests" / "exercises" / f"test_{name}.py").exists(), name
+        assert len(book.hint_sections(name)) >= 2, f"{name} needs a nudge and a last hint"
+
+
 # reading pytest's JUnit report (xunit1, as both the checker and check_stubs_fail ask for)
 
 JUNIT = """\
