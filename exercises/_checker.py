@@ -483,7 +483,10 @@ def command_check(book: Workbook, args: argparse.Namespace) -> int:
         following = next_unfinished(book, name)
         print(book.say("next_step", name=following) if following else book.say("all_done"))
         return EXIT_OK
-    if outcome.not_started or untouched(book, name):
+    # Every failure at a TODO means "not started" only while the file is untouched; once
+    # edited, the learner is under way and wants to see which TODO comes next.
+    unknown_original = outcome.not_started and original_stub(book, name) is None
+    if untouched(book, name) or unknown_original:
         print(book.say("not_started", name=name))
         return EXIT_FAILED
     failure = outcome.first_failure

@@ -120,6 +120,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     whose error nobody read) breaks it with "AST constructor recursion depth mismatch",
     which pytest reports as an INTERNALERROR instead of the learner's failure.
     """
+    handler_errors = _handler_errors()
+    if call.when == "call" and call.excinfo is not None and handler_errors:
+        # The server's own error explains the failure better than the status the client saw.
+        call.excinfo = pytest.ExceptionInfo.from_exception(handler_errors[0])
     if call.excinfo is None or not gc.isenabled():
         return (yield)
     gc.disable()
@@ -127,3 +131,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
         return (yield)
     finally:
         gc.enable()
+
+
+def _handler_errors() -> list[Exception]:
+    """Errors raised by the handlers of servers.serving(), if a test module used it."""
+    servers = sys.modules.get("tests.exercises.servers")
+    return servers.HANDLER_ERRORS if servers is not None else []
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _handler_errors().clear()
