@@ -10,13 +10,17 @@ HAS_SOLUTIONS := $(wildcard solutions/__init__.py)
 PHONY_EXTRA := test-browser test-redis test-nginx measure-redis-hop grpc-stubs config-example \
                api-transcripts
 .PHONY: $(PHONY_EXTRA) help setup chat chat-exercises test lint format lab docs docs-build bench \
-        bench-quick check student-release student-release-check clean
+        bench-quick check watch next hint run-step student-release student-release-check clean
 
 help:
 	@echo "make chat            run the chat server on http://127.0.0.1:$(PORT) (SQLite, in-process)"
 	@echo "make chat-exercises  the same server, running your code from exercises/"
 	@echo "make test            every check: lint, server, exercises, browser, Redis, notebooks, site"
-	@echo "make check           your exercises' progress (python -m exercises)"
+	@echo "make check           your exercises' progress, per phase (python -m exercises)"
+	@echo "make watch           check the current exercise on every save; move on when it passes"
+	@echo "make next            the exercise to do next"
+	@echo "make hint NAME=x     the next hint for exercise x"
+	@echo "make run-step        serve your chat server at its current phase-5 step"
 	@echo "make lab             JupyterLab on the notebooks"
 	@echo "make docs            serve the site on http://127.0.0.1:8000; make docs-build builds site/"
 	@echo "make bench           the benchmark: 1,000 to 10,000 streams, my_chat beside raw asyncio"
@@ -39,6 +43,21 @@ chat-exercises: $(STAMP)
 
 check: $(STAMP)
 	$(PY) -m exercises $(ARGS)
+
+# The learner's commands: each runs the checker with the workbook's own Python, so nothing
+# needs activating. NAME picks an exercise (watch, hint, run-step); without it, the current one.
+watch: $(STAMP)
+	$(PY) -m exercises watch $(NAME)
+
+next: $(STAMP)
+	$(PY) -m exercises next
+
+hint: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make hint NAME=exercise (make next names the current one)"; exit 2; }
+	$(PY) -m exercises hint $(NAME)
+
+run-step: $(STAMP)
+	$(PY) -m exercises run $(NAME) --port $(PORT)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
@@ -102,6 +121,7 @@ else
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -p no:cacheprovider
+	$(PY) tools/check_stubs_fail.py
 	$(PY) -m exercises list
 endif
 

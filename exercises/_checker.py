@@ -1,4 +1,5 @@
-"""The learner's checker behind ``python -m exercises``: list, check, hint, reset, solution.
+"""The learner's checker behind ``python -m exercises``: list, next, check, watch, hint, run,
+reset, solution.
 
 It runs the exercise tests in tests/exercises/ against the modules in exercises/ with pytest
 in a subprocess, reads the JUnit XML report, and keeps results and hint counts in
@@ -7,6 +8,8 @@ exercise file, the modules it imports from exercises/, its test file and the tes
 so listing again is fast until something changes.
 
 Everything it says lives in exercises/hints/ (README.md, messages.toml, ORDER, NAME.md).
+The tests run with ``exercises/_loopwatch.py`` loaded: a time limit per test, and the line
+that blocks the event loop, when one does.
 The repository root is the folder above this package, or ``EXERCISES_ROOT`` when set.
 """
 
@@ -23,6 +26,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
@@ -31,6 +35,8 @@ from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SECTION_BREAK = re.compile(r"^---[ \t]*$", re.MULTILINE)
+PHASE_HEADER = re.compile(r"^\[phase\s+(?P<number>[^\]]+)\]\s*(?P<title>.*)$")
+PHASE_5 = "5"
 
 
 def repo_root() -> Path:
@@ -53,6 +59,8 @@ class Outcome:
     not_started: bool = False
     first_failure: dict[str, str] = field(default_factory=dict)
     skip_reason: str = ""
+    loop_blocked: str = ""  # file:line where the event loop was seen blocked
+    time_limit: str = ""  # seconds, when a test ran over its time limit
 
     @property
     def total(self) -> int:
@@ -61,6 +69,13 @@ class Outcome:
     @property
     def done(self) -> bool:
         return self.passed > 0 and self.failed == 0 and self.errors == 0
+
+
+@dataclass
+class Phase:
+    number: str  # "" for exercises listed before any phase header
+    title: str
+    names: list[str] = field(default_factory=list)
 
 
 class Workbook:
@@ -99,19 +114,38 @@ class Workbook:
 
     # exercises
 
-    def order(self) -> list[str]:
-        listed: list[str] = []
+    def phases(self) -> list[Phase]:
+        """The exercises by phase, as ORDER lists them; unlisted stubs come last."""
+        phases = [Phase("", "")]
+        listed: set[str] = set()
         order_file = self.hints / "ORDER"
         if order_file.exists():
             for line in order_file.read_text(encoding="utf-8").splitlines():
+                header = PHASE_HEADER.match(line.strip())
+                if header:
+                    phases.append(Phase(header["number"].strip(), header["title"].strip()))
+                    continue
                 name = line.split("#", 1)[0].strip()
                 if name and name not in listed:
-                    listed.append(name)
+                    listed.add(name)
+                    phases[-1].names.append(name)
         # Stubs the ORDER file does not know yet still show up, at the end.
-        for path in sorted(self.exercises.glob("*.py")):
-            if not path.name.startswith("_") and path.stem not in listed:
-                listed.append(path.stem)
-        return listed
+        unlisted = [
+            path.stem
+            for path in sorted(self.exercises.glob("*.py"))
+            if not path.name.startswith("_") and path.stem not in listed
+        ]
+        if len(phases) == 1:
+            phases[0].names.extend(unlisted)
+        elif unlisted:
+            phases.append(Phase("", "", unlisted))
+        return [phase for phase in phases if phase.names]
+
+    def order(self) -> list[str]:
+        return [name for phase in self.phases() for name in phase.names]
+
+    def phase_of(self, name: str) -> Phase | None:
+        return next((phase for phase in self.phases() if name in phase.names), None)
 
     def require(self, name: str) -> str:
         names = self.order()
@@ -219,12 +253,15 @@ class Workbook:
                 "-p",
                 "no:cacheprovider",
                 "--continue-on-collection-errors",
+                "-p",
+                "exercises._loopwatch",
                 f"--junitxml={report}",
                 "-o",
                 "junit_family=xunit1",
             ]
+            env = {**os.environ, "EXERCISES_LEARNER_DIR": str(self.exercises)}
             finished = subprocess.run(
-                command, cwd=self.root, capture_output=True, text=True, check=False
+                command, cwd=self.root, capture_output=True, text=True, check=False, env=env
             )
             if finished.returncode not in (0, 1, 5) or not report.exists():
                 raise PytestDidNotRun(finished.returncode, finished.stdout + finished.stderr)
@@ -269,6 +306,11 @@ def parse_report(report: Path, outcomes: dict[str, Outcome]) -> None:
         if name not in outcomes:
             continue
         outcome = outcomes[name]
+        for prop in case.iter("property"):
+            if prop.get("name") == "loop_blocked" and not outcome.loop_blocked:
+                outcome.loop_blocked = prop.get("value", "")
+            elif prop.get("name") == "time_limit" and not outcome.time_limit:
+                outcome.time_limit = prop.get("value", "")
         problem = case.find("failure")
         if problem is None:
             problem = case.find("error")
@@ -329,22 +371,76 @@ def command_list(book: Workbook, args: argparse.Namespace) -> int:
     outcomes = book.outcomes([n for n in names if book.stub(n).exists()], rerun=args.rerun)
     width = max((len(name) for name in names), default=0)
     next_name = None
-    for number, name in enumerate(names, start=1):
-        if not book.stub(name).exists():
-            label = "missing"
-        elif not book.test_file(name).exists():
-            label = "no tests"
-        elif outcomes[name].done:
-            label = "done"
-        else:
-            label = "todo"
-            next_name = next_name or name
-        print(f"  {number}. [{label:^8}] {name:<{width}}  {book.title(name)}")
-    print()
+    number = 0
+    for phase in book.phases():
+        if phase.number or phase.title:
+            done = sum(1 for name in phase.names if name in outcomes and outcomes[name].done)
+            print(
+                book.say(
+                    "phase_header",
+                    number=phase.number,
+                    title=phase.title,
+                    done=done,
+                    count=len(phase.names),
+                    bar=progress_bar(done, len(phase.names)),
+                )
+            )
+        for name in phase.names:
+            number += 1
+            if not book.stub(name).exists():
+                label = "missing"
+            elif not book.test_file(name).exists():
+                label = "no tests"
+            elif outcomes[name].done:
+                label = "done"
+            else:
+                label = "todo"
+                next_name = next_name or name
+            print(f"  {number}. [{label:^8}] {name:<{width}}  {book.title(name)}")
+        print()
+    done_count = sum(1 for name in names if name in outcomes and outcomes[name].done)
+    print(book.say("progress", done=done_count, count=len(names)))
     if next_name:
         print(book.say("next_step", name=next_name))
     elif all(name in outcomes and outcomes[name].done for name in names):
         print(book.say("all_done"))
+    return EXIT_OK
+
+
+def progress_bar(done: int, count: int, width: int = 10) -> str:
+    filled = round(width * done / count) if count else 0
+    return "#" * filled + "." * (width - filled)
+
+
+def runnable(book: Workbook, names: list[str]) -> list[str]:
+    return [n for n in names if book.stub(n).exists() and book.test_file(n).exists()]
+
+
+def current_exercise(book: Workbook) -> str | None:
+    """The first exercise, in order, whose tests do not all pass yet."""
+    for name in runnable(book, book.order()):
+        # One at a time, in order: a fresh workbook stops at the first, without running all.
+        outcome = book.cached(name) or book.run_tests([name])[name]
+        if not outcome.done:
+            return name
+    return None
+
+
+def command_next(book: Workbook, args: argparse.Namespace) -> int:
+    name = current_exercise(book)
+    if name is None:
+        print(book.say("all_done"))
+        return EXIT_OK
+    phase = book.phase_of(name)
+    print(
+        book.say(
+            "next_is",
+            name=name,
+            title=book.title(name),
+            phase=f"{phase.number} ({phase.title})" if phase and phase.number else "-",
+        )
+    )
+    print(book.say("next_step", name=name))
     return EXIT_OK
 
 
@@ -361,6 +457,11 @@ def next_unfinished(book: Workbook, after: str) -> str | None:
 
 
 def command_check(book: Workbook, args: argparse.Namespace) -> int:
+    if args.name is None:
+        args.name = current_exercise(book)
+        if args.name is None:
+            print(book.say("all_done"))
+            return EXIT_OK
     name = book.require(args.name)
     test_file = book.test_file(name).relative_to(book.root)
     if not book.test_file(name).exists():
@@ -382,11 +483,18 @@ def command_check(book: Workbook, args: argparse.Namespace) -> int:
         following = next_unfinished(book, name)
         print(book.say("next_step", name=following) if following else book.say("all_done"))
         return EXIT_OK
-    if outcome.not_started or untouched(book, name):
+    # Every failure at a TODO means "not started" only while the file is untouched; once
+    # edited, the learner is under way and wants to see which TODO comes next.
+    unknown_original = outcome.not_started and original_stub(book, name) is None
+    if untouched(book, name) or unknown_original:
         print(book.say("not_started", name=name))
         return EXIT_FAILED
     failure = outcome.first_failure
     print(book.say("failing", name=name, **_counts(outcome)))
+    if outcome.loop_blocked:
+        print(book.say("loop_blocked", where=outcome.loop_blocked))
+    elif outcome.time_limit:
+        print(book.say("time_limit", seconds=outcome.time_limit))
     print(book.say("first_failure", test=failure.get("test", "?")))
     if failure.get("todo") == "yes":
         print(book.say("todo_reached", message=_last_line(failure.get("message", ""))))
@@ -523,17 +631,110 @@ def command_solution(book: Workbook, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def watched_files(book: Workbook, name: str) -> set[Path]:
+    return {book.stub(dep).resolve() for dep in book.dependencies(name)}
+
+
+def wait_for_change(book: Workbook, name: str) -> bool:
+    """Block until one of the exercise's files is saved; False when watching must stop."""
+    from watchfiles import watch  # only this command needs it
+
+    files = watched_files(book, name)
+    for changes in watch(book.exercises, debounce=300, raise_interrupt=False):
+        if any(Path(path).resolve() in files for _, path in changes):
+            return True
+    return False
+
+
+def command_watch(book: Workbook, args: argparse.Namespace) -> int:
+    try:
+        import watchfiles
+    except ImportError:
+        print(book.say("watch_needs_watchfiles"), file=sys.stderr)
+        return EXIT_FAILED
+    name = book.require(args.name) if args.name else current_exercise(book)
+    try:
+        while name is not None:
+            print(book.say("watch_checking", name=name, time=time.strftime("%H:%M:%S")))
+            try:
+                passed = command_check(book, argparse.Namespace(name=name)) == EXIT_OK
+            except PytestDidNotRun as error:  # a syntax error, say: fix it and save again
+                print(book.say("tests_broken", code=error.code))
+                print("\n".join(error.output.strip().splitlines()[-15:]))
+                passed = False
+            sys.stdout.flush()
+            if passed:
+                name = next_unfinished(book, name)
+                if name is not None:
+                    print(book.say("watch_next", name=name))
+                continue
+            print(book.say("watch_waiting", name=name))
+            sys.stdout.flush()
+            if not wait_for_change(book, name):
+                return EXIT_OK
+    except KeyboardInterrupt:
+        return EXIT_OK
+    print(book.say("all_done"))
+    return EXIT_OK
+
+
+def phase5_steps(book: Workbook) -> list[str]:
+    phase = next((p for p in book.phases() if p.number == PHASE_5), None)
+    names = phase.names if phase else []
+    return [name for name in names if name.startswith("p5_") and book.stub(name).exists()]
+
+
+def command_run(book: Workbook, args: argparse.Namespace) -> int:
+    port = args.port or int(os.environ.get("PORT", "8080"))
+    name = args.name
+    if name is None:
+        steps = phase5_steps(book)
+        outcomes = book.outcomes(runnable(book, steps))
+        unfinished = [step for step in steps if not (step in outcomes and outcomes[step].done)]
+        name = unfinished[0] if unfinished else None
+    else:
+        book.require(name)
+    if name is None or not name.startswith("p5_"):
+        # Past the build steps: the real server, running the learner's four extensions.
+        print(book.say("run_my_chat", port=port))
+        sys.stdout.flush()
+        command = [sys.executable, "-m", "my_chat", "--exercises", "--port", str(port)]
+        try:
+            return subprocess.run(command, cwd=book.root, check=False).returncode
+        except KeyboardInterrupt:
+            return EXIT_OK
+    from aiohttp import web
+
+    if str(book.root) not in sys.path:
+        sys.path.insert(0, str(book.root))
+    module = importlib.import_module(f"exercises.{name}")
+    print(book.say("run_step", name=name, port=port))
+    sys.stdout.flush()
+    web.run_app(module.create_app(), host="127.0.0.1", port=port, print=None)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m exercises",
-        description="Check your exercises, get hints, start over.",
+        description="Check your exercises, watch them, get hints, run your server, start over.",
         epilog="Exit status: 0 ok, 1 a check failed or nothing was done, 2 usage error.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     listing = commands.add_parser("list", help="every exercise, done or not (the default)")
     listing.add_argument("--rerun", action="store_true", help="ignore cached results")
-    check = commands.add_parser("check", help="run the tests of one exercise")
-    check.add_argument("name", metavar="NAME")
+    commands.add_parser("next", help="name the exercise to do next")
+    check = commands.add_parser("check", help="run the tests of one exercise (default: the next)")
+    check.add_argument("name", metavar="NAME", nargs="?")
+    watch = commands.add_parser(
+        "watch", help="check the current exercise each time you save it; move on when it passes"
+    )
+    watch.add_argument("name", metavar="NAME", nargs="?")
+    run = commands.add_parser(
+        "run", help="serve your chat server at its current phase-5 step on 127.0.0.1"
+    )
+    run.add_argument("name", metavar="NAME", nargs="?", help="a p5_ step (default: current)")
+    run.add_argument("--port", type=int, default=None, help="default: $PORT, else 8080")
     hint = commands.add_parser("hint", help="show the next hint for an exercise")
     hint.add_argument("name", metavar="NAME")
     hint.add_argument("--all", action="store_true", help="show again the hints seen so far")
@@ -548,7 +749,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "list": command_list,
+    "next": command_next,
     "check": command_check,
+    "watch": command_watch,
+    "run": command_run,
     "hint": command_hint,
     "reset": command_reset,
     "solution": command_solution,

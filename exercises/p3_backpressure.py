@@ -27,7 +27,6 @@ queue after the last item is the usual way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 

@@ -27,7 +27,6 @@ first one to finish. Write ``next_event(inbox, stop, timeout) -> tuple[str, obje
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 

@@ -24,7 +24,6 @@ queue after the last item is the usual way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -52,7 +51,6 @@ async def pump(
         await reader
     finally:
         reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+        await asyncio.gather(reader, return_exceptions=True)
     return count
     ### END SOLUTION

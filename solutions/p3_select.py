@@ -24,7 +24,6 @@ first one to finish. Write ``next_event(inbox, stop, timeout) -> tuple[str, obje
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 
@@ -46,9 +45,9 @@ async def next_event(
     finally:
         for task in (getting, stopping):
             task.cancel()
-        for task in (getting, stopping):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Wait for them to finish. Not `suppress(CancelledError)` around `await task`: that
+        # would also swallow a cancellation of next_event itself.
+        await asyncio.gather(getting, stopping, return_exceptions=True)
     if getting.done() and not getting.cancelled():
         return "message", getting.result()
     if stopping.done() and not stopping.cancelled():

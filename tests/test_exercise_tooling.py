@@ -12,8 +12,11 @@ import importlib.util
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from types import ModuleType
 
@@ -128,7 +131,7 @@ def build_workbook(root: Path) -> Path:
     for tool in ("make_exercises.py", "check_stubs_fail.py", "student_release.py"):
         shutil.copy(ROOT / "tools" / tool, root / "tools" / tool)
     (root / "exercises" / "hints").mkdir(parents=True)
-    for name in ("__main__.py", "_checker.py"):
+    for name in ("__main__.py", "_checker.py", "_loopwatch.py"):
         shutil.copy(ROOT / "exercises" / name, root / "exercises" / name)
     for name in ("README.md", "messages.toml"):
         shutil.copy(ROOT / "exercises" / "hints" / name, root / "exercises" / "hints" / name)
@@ -344,12 +347,12 @@ def test_list_reports_progress_and_caches_it(workbook: Path) -> None:
     }
     assert "todo" in lines["alpha"] and "Write ``double(x)``" in lines["alpha"]
     assert "todo" in lines["beta"]
-    assert "Next: python -m exercises check alpha" in listed.stdout
+    assert "Next: alpha." in listed.stdout
 
     shutil.copy(workbook / "solutions" / "alpha.py", workbook / "exercises" / "alpha.py")
     listed = exercises(workbook, "list")
     assert "done" in next(line for line in listed.stdout.splitlines() if "alpha" in line)
-    assert "Next: python -m exercises check beta" in listed.stdout
+    assert "Next: beta." in listed.stdout
 
     # An unchanged exercise is not run again: a doctored cached result shows through...
     progress_file = workbook / ".exercises-progress.json"
@@ -403,7 +406,7 @@ def test_check_explains_each_state(workbook: Path) -> None:
     passing = exercises(workbook, "check", "beta")
     assert passing.returncode == 0, passing.stdout
     assert "beta: all 2 tests pass." in passing.stdout
-    assert "Next: python -m exercises check alpha" in passing.stdout
+    assert "Next: alpha." in passing.stdout
 
 
 def test_hints_come_one_at_a_time(workbook: Path) -> None:
@@ -461,6 +464,235 @@ def test_root_can_come_from_the_environment(workbook: Path) -> None:
     assert hint.returncode == 0, hint.stderr
     assert "Multiply." in hint.stdout
     assert "alpha" in json.loads((workbook / ".exercises-progress.json").read_text())["hints_shown"]
+
+
+# phases, next, the loop watch, watch and run
+
+PHASED_ORDER = """\
+# toy order
+[phase 1] Doubling things
+alpha
+[phase 5] Building
+beta
+"""
+
+ASYNC_SOLUTION = '''\
+"""Wait a little, the asyncio way."""
+
+import asyncio
+import time
+
+
+async def tick() -> str:
+    ### BEGIN SOLUTION: wait 10 ms without blocking the loop
+    await asyncio.sleep(0.01)
+    return "tock"
+    ### END SOLUTION
+'''
+
+ASYNC_TEST = """\
+import asyncio
+
+
+def test_tick(impl):
+    assert asyncio.run(impl.module("gamma").tick()) == "tock"
+"""
+
+HANGING_TEST = """\
+import asyncio
+
+
+def test_waits_forever(impl):
+    async def forever():
+        await asyncio.Event().wait()
+
+    asyncio.run(forever())
+"""
+
+
+def add_exercise(workbook: Path, name: str, solution: str, test: str) -> None:
+    (workbook / "solutions" / f"{name}.py").write_text(solution)
+    (workbook / "tests" / "exercises" / f"test_{name}.py").write_text(test)
+    make_exercises.write_stubs(
+        make_exercises.generated_files(workbook / "solutions"), workbook / "exercises"
+    )
+
+
+def test_list_groups_exercises_by_phase_with_progress(workbook: Path) -> None:
+    (workbook / "exercises" / "hints" / "ORDER").write_text(PHASED_ORDER)
+    shutil.copy(workbook / "solutions" / "alpha.py", workbook / "exercises" / "alpha.py")
+    listed = exercises(workbook, "list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    phase_1 = next(i for i, line in enumerate(lines) if line.startswith("Phase 1: Doubling"))
+    phase_5 = next(i for i, line in enumerate(lines) if line.startswith("Phase 5: Building"))
+    assert "1/1 done" in lines[phase_1] and "0/1 done" in lines[phase_5]
+    assert phase_1 < lines.index(next(line for line in lines if "] alpha" in line)) < phase_5
+    assert phase_5 < lines.index(next(line for line in lines if "] beta" in line))
+    assert "1 of 2 exercises done." in listed.stdout
+
+
+def test_next_names_the_first_unfinished_exercise(workbook: Path) -> None:
+    (workbook / "exercises" / "hints" / "ORDER").write_text(PHASED_ORDER)
+    first = exercises(workbook, "next")
+    assert first.returncode == 0, first.stderr
+    assert "Next exercise: alpha, phase 1 (Doubling things)" in first.stdout
+    shutil.copy(workbook / "solutions" / "alpha.py", workbook / "exercises" / "alpha.py")
+    assert "Next exercise: beta, phase 5" in exercises(workbook, "next").stdout
+    shutil.copy(workbook / "solutions" / "beta.py", workbook / "exercises" / "beta.py")
+    assert "Every exercise passes" in exercises(workbook, "next").stdout
+
+
+def test_check_without_a_name_checks_the_current_exercise(workbook: Path) -> None:
+    shutil.copy(workbook / "solutions" / "alpha.py", workbook / "exercises" / "alpha.py")
+    checked = exercises(workbook, "check")
+    assert checked.returncode == 1
+    assert "beta: not started" in checked.stdout
+
+
+def test_a_blocked_event_loop_is_reported_with_its_line_within_30_s(workbook: Path) -> None:
+    add_exercise(workbook, "gamma", ASYNC_SOLUTION, ASYNC_TEST)
+    gamma = workbook / "exercises" / "gamma.py"
+    planted = gamma.read_text().replace(
+        '    raise NotImplementedError("TODO: tick() in exercises/gamma.py")',
+        "    while True:\n        time.sleep(0.05)  # the planted bug",
+    )
+    gamma.write_text(planted)
+    line = planted.splitlines().index("        time.sleep(0.05)  # the planted bug") + 1
+    started = time.monotonic()
+    checked = exercises(workbook, "check", "gamma")
+    elapsed = time.monotonic() - started
+    assert checked.returncode == 1
+    assert f"Your event loop may be blocked at exercises/gamma.py:{line}" in checked.stdout
+    assert "time.sleep in an async def" in checked.stdout
+    assert elapsed < 30, f"reported after {elapsed:.0f} s"
+
+    gamma.write_text(planted.replace("time.sleep(0.05)  # the planted bug", "return 'tock'"))
+    fixed = exercises(workbook, "check", "gamma")
+    assert fixed.returncode == 0, fixed.stdout
+    assert "blocked" not in fixed.stdout
+
+
+def test_a_test_over_its_time_limit_is_stopped_and_said(workbook: Path) -> None:
+    add_exercise(workbook, "gamma", ASYNC_SOLUTION, HANGING_TEST)
+    shutil.copy(workbook / "solutions" / "gamma.py", workbook / "exercises" / "gamma.py")
+    started = time.monotonic()
+    checked = run(["-m", "exercises", "check", "gamma"], workbook, EXERCISES_TEST_TIMEOUT="2")
+    assert checked.returncode == 1
+    assert "ran over its time limit of 2 s" in checked.stdout
+    assert "blocked" not in checked.stdout  # it waited; it did not block
+    assert time.monotonic() - started < 30
+
+
+def test_watch_rechecks_on_save_and_moves_on_when_it_passes(workbook: Path) -> None:
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "exercises", "watch"],
+        cwd=workbook,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=quiet_env(PYTHONUNBUFFERED="1"),
+    )
+    seen: list[str] = []
+
+    def read_until(text: str) -> None:
+        deadline = time.monotonic() + 60
+        assert watcher.stdout is not None
+        while time.monotonic() < deadline:
+            line = watcher.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if text in line:
+                return
+        raise AssertionError(f"no {text!r} in the watch output:\n{''.join(seen)}")
+
+    try:
+        read_until("Watching exercises/alpha.py")
+        time.sleep(0.5)  # let the watcher start before the save
+        shutil.copy(workbook / "solutions" / "alpha.py", workbook / "exercises" / "alpha.py")
+        read_until("alpha: all 2 tests pass.")
+        read_until("Moving on to beta")
+        read_until("Watching exercises/beta.py")
+    finally:
+        watcher.kill()
+        watcher.wait()
+
+
+P5_SOLUTION = '''\
+"""A first step of the chat server: a greeting at /."""
+
+from aiohttp import web
+
+
+async def hello(request: web.Request) -> web.Response:
+    ### BEGIN SOLUTION: answer hello
+    return web.Response(text="hello from step 1")
+    ### END SOLUTION
+
+
+def create_app() -> web.Application:
+    app = web.Application()
+    app.router.add_get("/", hello)
+    return app
+'''
+
+P5_TEST = """\
+def test_hello(impl):
+    assert impl.module("p5_hello").create_app() is not None
+    raise AssertionError("never done, so run serves this step")
+"""
+
+
+def test_run_serves_the_current_phase_5_step(workbook: Path) -> None:
+    add_exercise(workbook, "p5_hello", P5_SOLUTION, P5_TEST)
+    (workbook / "exercises" / "p5_hello.py").write_text(P5_SOLUTION.replace("### ", "# "))
+    (workbook / "exercises" / "hints" / "ORDER").write_text(PHASED_ORDER + "p5_hello\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "exercises", "run", "--port", str(port)],
+        cwd=workbook,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=quiet_env(),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as answer:
+                    assert answer.read() == b"hello from step 1"
+                    break
+            except OSError:
+                assert server.poll() is None, server.communicate()[0]
+                assert time.monotonic() < deadline, "run did not serve p5_hello"
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=10)[0]
+    assert f"Serving your p5_hello on http://127.0.0.1:{port}/" in output
+
+
+def test_the_real_order_lists_every_exercise_once_under_its_phase() -> None:
+    checker = load_checker()
+    book = checker.Workbook(ROOT)
+    phases = book.phases()
+    assert [phase.number for phase in phases] == ["1", "2", "3", "4", "5"]
+    listed = [name for phase in phases for name in phase.names]
+    solutions = sorted(p.stem for p in (ROOT / "solutions").glob("*.py") if p.stem != "__init__")
+    assert sorted(listed) == solutions and len(listed) == len(set(listed))
+    for phase in phases:
+        prefix = f"p{phase.number}_"
+        steps = [name for name in phase.names if name[:1] == "p" and name[1:2].isdigit()]
+        assert all(name.startswith(prefix) for name in steps), (phase.number, steps)
+    classics = ["heartbeat", "tokens", "message_store", "private"]
+    assert phases[-1].names[-4:] == classics
+    for name in listed:
+        assert (ROOT / "tests" / "exercises" / f"test_{name}.py").exists(), name
+        assert len(book.hint_sections(name)) >= 2, f"{name} needs a nudge and a last hint"
 
 
 # reading pytest's JUnit report (xunit1, as both the checker and check_stubs_fail ask for)
@@ -542,7 +774,7 @@ def git(cwd: Path, *args: str) -> None:
 
 def test_student_release_leaves_out_the_solutions(workbook: Path, tmp_path: Path) -> None:
     git(workbook, "init", "-q")
-    (workbook / "Makefile").write_text("check:\n\tpython tools/check_stubs_fail.py\n")
+    (workbook / "Makefile").write_text("check:\n\tpython tools/make_exercises.py --check\n")
     git(workbook, "add", "-A")
     (workbook / "scratch.txt").write_text("not tracked\n")
     dest = tmp_path / "release"
@@ -550,8 +782,12 @@ def test_student_release_leaves_out_the_solutions(workbook: Path, tmp_path: Path
     made = run(["tools/student_release.py", str(dest)], workbook)
     assert made.returncode == 0, made.stderr
     assert not (dest / "solutions").exists()
-    for dropped in ("make_exercises.py", "check_stubs_fail.py", "student_release.py"):
+    for dropped in ("make_exercises.py", "student_release.py"):
         assert not (dest / "tools" / dropped).exists()
+    # The release proves its own stubs fail, from exercises/.pristine/.
+    stubs_fail = run(["tools/check_stubs_fail.py"], dest)
+    assert stubs_fail.returncode == 0, stubs_fail.stdout + stubs_fail.stderr
+    assert "ok: every exercise test fails on the stubs" in stubs_fail.stdout
     assert not (dest / "scratch.txt").exists()
     assert "scratch.txt" in made.stderr  # named as left out
     assert "Makefile:2" in made.stderr  # named as still mentioning a dropped tool

@@ -2,7 +2,8 @@
 
     python tools/check_stubs_fail.py [--also-solutions]
 
-generates a fresh copy of the stubs into a temporary folder (tools/make_exercises.py --out),
+generates a fresh copy of the stubs into a temporary folder (tools/make_exercises.py --out;
+in a student release, which has no solutions/, it copies exercises/.pristine/ instead),
 runs ``pytest tests/exercises --impl=<that folder>``, and reads its JUnit XML report. It
 passes only if
 
@@ -22,6 +23,7 @@ That the same tests pass on solutions/ is what plain ``pytest tests/exercises`` 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = Path("tests") / "exercises"
+PRISTINE = ROOT / "exercises" / ".pristine"
 
 
 @dataclass(frozen=True)
@@ -101,15 +104,21 @@ def last_line(output: str) -> str:
 def check_stubs(workdir: Path) -> list[str]:
     """The problems found on fresh stubs; prints a summary."""
     stubs = workdir / "stubs"
-    generated = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "make_exercises.py"), "--out", str(stubs)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if generated.returncode != 0:
-        return ["make_exercises.py --out failed:\n" + generated.stdout + generated.stderr]
+    if (ROOT / "solutions").is_dir():
+        generated = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "make_exercises.py"), "--out", str(stubs)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if generated.returncode != 0:
+            return ["make_exercises.py --out failed:\n" + generated.stdout + generated.stderr]
+    elif PRISTINE.is_dir():
+        # A student release: its untouched stubs are kept in exercises/.pristine/.
+        shutil.copytree(PRISTINE, stubs)
+    else:
+        return [f"neither solutions/ nor {PRISTINE.relative_to(ROOT)}/ to take stubs from"]
     exercises = sorted(path.stem for path in stubs.glob("*.py") if path.name != "__init__.py")
 
     report = workdir / "stubs.xml"

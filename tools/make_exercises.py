@@ -25,8 +25,9 @@ A folder of web assets beside the modules (``solutions/NAME_static/``: ``.html``
 comments, ``// ### BEGIN SOLUTION: todo text`` and ``// ### END SOLUTION``, and a region
 becomes ``// TODO:`` lines and a ``throw new Error(...)``; other assets are copied verbatim.
 
-``exercises/__main__.py``, ``exercises/_checker.py``, ``exercises/hints/`` and
-``exercises/.pristine/`` belong to the learner's checker and are never written.
+``exercises/__main__.py``, ``exercises/_checker.py``, ``exercises/_loopwatch.py``,
+``exercises/hints/`` and ``exercises/.pristine/`` belong to the learner's checker and are
+never written.
 
 Usage::
 
@@ -66,7 +67,9 @@ HEADER = "# Generated from {origin} by tools/make_exercises.py —\n# edit this 
 INIT_SOURCE = '"""Your exercises: edit these modules, then run ``python -m exercises``."""\n'
 
 # Files and folders in exercises/ that the generator never writes, removes or compares.
-PROTECTED_NAMES = frozenset({"__main__.py", "_checker.py", "hints", ".pristine", "__pycache__"})
+PROTECTED_NAMES = frozenset(
+    {"__main__.py", "_checker.py", "_loopwatch.py", "hints", ".pristine", "__pycache__"}
+)
 
 
 class StubError(Exception):

@@ -6,8 +6,9 @@ copies the git-tracked files (every file, skipping .venv, site, var and caches, 
 repository is not a git repository) into DEST, which must not exist or be empty, except:
 
 * solutions/;
-* the tools that only work with solutions/: tools/make_exercises.py,
-  tools/check_stubs_fail.py, this script, and their tests, tests/test_exercise_tooling.py.
+* the tools that only work with solutions/: tools/make_exercises.py, this script, and
+  their tests, tests/test_exercise_tooling.py. (tools/check_stubs_fail.py stays: in the
+  release it checks that every exercise test fails on the pristine stubs.)
 
 The exercise stubs are written freshly generated from solutions/ (the command refuses to run
 while exercises/ is out of sync: run tools/make_exercises.py first), and a pristine copy of
@@ -36,7 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DROPPED_FILES = frozenset(
     {
         "tools/make_exercises.py",
-        "tools/check_stubs_fail.py",
         "tools/student_release.py",
         "tests/test_exercise_tooling.py",
         ".exercises-progress.json",
@@ -61,7 +61,7 @@ SKIPPED_NAMES = frozenset(
         ".mypy_cache",
     }
 )
-MENTIONS = ("solutions/", "solutions.", "make_exercises", "check_stubs_fail", "student_release")
+MENTIONS = ("solutions/", "solutions.", "make_exercises", "student_release")
 # Folders whose mentions are explanations for authors, not dependencies.
 MENTIONS_IGNORED_IN = ("exercises/",)
 

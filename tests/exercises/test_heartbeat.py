@@ -21,6 +21,16 @@ def heartbeat(impl):
     return impl.module("heartbeat")
 
 
+@pytest.fixture(autouse=True)
+def local_time_is_not_utc(monkeypatch):
+    """Run in Shanghai time, so a readable time taken in local time fails on UTC machines too."""
+    monkeypatch.setenv("TZ", "CST-8")  # a POSIX rule: needs no tzdata
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 @pytest.mark.parametrize("kind", ["initial", "periodic", "healthcheck"])
 def test_payload_has_every_field(heartbeat, kind):
     payload = heartbeat.heartbeat_payload(kind, client_id="c1", user_id="alice", now=NOW)

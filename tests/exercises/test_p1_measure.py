@@ -56,56 +56,63 @@ def measure(impl):
 
 
 @pytest.fixture
-async def server():
+async def counting_server():
     counting = CountingServer()
     async with serving(counting.app) as url:
         counting.url = url
         yield counting
 
 
-async def short(measure, server, interval=0.01):
+async def short(measure, counting_server, interval=0.01):
     async with aiohttp.ClientSession() as session:
         return await asyncio.wait_for(
-            measure.watch_short_poll(session, server.url, count=COUNT, interval=interval), 20
+            measure.watch_short_poll(session, counting_server.url, count=COUNT, interval=interval),
+            20,
         )
 
 
-async def long(measure, server):
+async def long(measure, counting_server):
     async with aiohttp.ClientSession() as session:
-        return await asyncio.wait_for(measure.watch_long_poll(session, server.url, count=COUNT), 20)
+        return await asyncio.wait_for(
+            measure.watch_long_poll(session, counting_server.url, count=COUNT), 20
+        )
 
 
-async def test_short_polling_receives_every_message_once_in_order(measure, server):
-    result = await short(measure, server)
+async def test_short_polling_receives_every_message_once_in_order(measure, counting_server):
+    result = await short(measure, counting_server)
     assert result.received == list(range(1, COUNT + 1))
 
 
-async def test_short_polling_counts_every_request_it_makes(measure, server):
-    result = await short(measure, server)
-    assert result.requests == len(server.requests)
-    assert result.requests >= 3 * COUNT, "the server publishes once every third poll"
+async def test_short_polling_counts_every_request_it_makes(measure, counting_server):
+    result = await short(measure, counting_server)
+    assert result.requests == len(counting_server.requests)
+    assert result.requests >= 3 * COUNT, "the counting_server publishes once every third poll"
 
 
-async def test_short_polling_sleeps_interval_after_an_empty_answer(measure, server):
-    await short(measure, server, interval=0.1)
-    gaps = [b - a for a, b in zip(server.requests, server.requests[1:], strict=False)]
+async def test_short_polling_sleeps_interval_after_an_empty_answer(measure, counting_server):
+    await short(measure, counting_server, interval=0.1)
+    gaps = [
+        b - a for a, b in zip(counting_server.requests, counting_server.requests[1:], strict=False)
+    ]
     # After each publishing poll the next one may come at once; the others wait.
     waited = [gap for gap in gaps if gap >= 0.08]
     assert len(waited) >= len(gaps) // 2, f"requests came {gaps} seconds apart"
 
 
-async def test_long_polling_receives_every_message_once_in_order(measure, server):
-    result = await long(measure, server)
+async def test_long_polling_receives_every_message_once_in_order(measure, counting_server):
+    result = await long(measure, counting_server)
     assert result.received == list(range(1, COUNT + 1))
 
 
-async def test_long_polling_needs_one_request_per_message_here(measure, server):
-    result = await long(measure, server)
-    assert result.requests == len(server.requests) == COUNT
+async def test_long_polling_needs_one_request_per_message_here(measure, counting_server):
+    result = await long(measure, counting_server)
+    assert result.requests == len(counting_server.requests) == COUNT
 
 
 @pytest.mark.parametrize("technique", ["short", "long"])
-async def test_each_message_has_its_delay_from_sent_to_arrival(measure, server, technique):
-    result = await (short(measure, server) if technique == "short" else long(measure, server))
+async def test_each_message_has_its_delay_from_sent_to_arrival(measure, counting_server, technique):
+    result = await (
+        short(measure, counting_server) if technique == "short" else long(measure, counting_server)
+    )
     assert len(result.delays) == len(result.received) == COUNT
     assert all(0 <= delay < 10 for delay in result.delays), result.delays

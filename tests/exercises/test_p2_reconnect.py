@@ -27,6 +27,7 @@ class NumberedStream:
         self.app.router.add_get("/sse", self.stream)
         self.app.router.add_get("/broken", self.broken)
         self.app.router.add_get("/html", self.html)
+        self.app.router.add_get("/abrupt", self.abrupt)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         last = request.headers.get("Last-Event-ID")
@@ -41,6 +42,22 @@ class NumberedStream:
             await response.write(f"retry: {self.retry}\n\n".encode())
         for number in range(start + 1, min(start + 2, self.total) + 1):
             await response.write(f"id: {number}\ndata: event {number}\n\n".encode())
+        return response
+
+    async def abrupt(self, request: web.Request) -> web.StreamResponse:
+        """Like /sse, but the connection breaks (a reset) in the middle of an event."""
+        last = request.headers.get("Last-Event-ID")
+        self.seen.append(last)
+        start = int(last or 0)
+        if start >= self.total:
+            return web.Response(status=204)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(f"retry: 10\nid: {start + 1}\ndata: event {start + 1}\n\n".encode())
+        await response.write(b"id: 99\ndata: never fini")
+        await asyncio.sleep(0.05)
+        assert request.transport is not None
+        request.transport.abort()
         return response
 
     async def broken(self, request: web.Request) -> web.Response:
@@ -103,6 +120,13 @@ async def test_the_servers_retry_replaces_the_reconnect_delay(reconnect):
 async def test_without_retry_the_reconnect_delay_is_used(reconnect):
     _, received = await follow(reconnect, NumberedStream(retry=None), reconnect_delay=0.05)
     assert len(received) == 6
+
+
+async def test_a_broken_connection_is_retried_without_losing_events(reconnect):
+    server = NumberedStream()
+    _, received = await follow(reconnect, server, path="/abrupt")
+    assert [e.id for e in received] == ["1", "2", "3", "4", "5", "6"]
+    assert server.seen == [None, "1", "2", "3", "4", "5", "6"]
 
 
 async def test_on_event_returning_true_stops(reconnect):
