@@ -13,6 +13,17 @@ For every page, facts from the code and figures from the labs:
   A learner edits those files, so the build includes fresh ones generated from
   ``solutions/`` instead (in ``build/docs-stubs/``, searched before the working copy).
 
+Both editions (mkdocs-static-i18n builds the site once per language):
+
+* **Words in the page's language.** The generated tables and the figure captions take
+  their words from ``tools/facts.LANGUAGE.toml`` by the language of the page's own file: a
+  ``NAME.zh.md`` page gets Chinese, an English page shown on the Chinese site (no
+  translation yet) keeps English, like the text around it.
+* **Notebooks stay pages.** mkdocs-static-i18n rebuilds every file as a plain mkdocs
+  ``File``, and a plain ``File`` is a page only when it is Markdown, so the notebooks would
+  be published as downloads (mkdocs-static-i18n issue #198). After it has run, each
+  ``.ipynb`` is marked a page again, keeping the place (``zh/notebooks/...``) it was given.
+
 mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML need fixing:
 
 * **The table of contents.** The plugin builds it from a Markdown rendering of the notebook,
@@ -36,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 from mkdocs.structure.toc import get_toc
 
@@ -139,7 +152,28 @@ def on_config(config: MkDocsConfig, **_: Any) -> MkDocsConfig:
     return config
 
 
+def _always_a_page() -> bool:
+    return True
+
+
+@event_priority(-200)  # after mkdocs-static-i18n's on_files (-100)
+def on_files(files: Files, **_: Any) -> Files:
+    """The notebooks as pages again, wherever mkdocs-static-i18n placed them."""
+    for file in files:
+        if file.src_uri.endswith(".ipynb") and not file.is_documentation_page():
+            # mkdocs-jupyter (which ran first) gave it notebooks/NAME/index.html, and the
+            # i18n plugin kept that below zh/ for the Chinese site: only the kind is lost.
+            file.is_documentation_page = _always_a_page  # type: ignore[method-assign]
+    return files
+
+
+def page_language(file: File) -> str:
+    """The language the page's own text is in: ``zh`` for NAME.zh.md, else English."""
+    return getattr(file, "locale", None) or text_facts.DEFAULT_LANGUAGE
+
+
 def on_page_markdown(markdown: str, page: Page, **_: Any) -> str:
     origin = page.file.src_uri
-    markdown = text_facts.render(markdown, origin=origin)
-    return notebook_figures.render(markdown, origin=origin)
+    language = page_language(page.file)
+    markdown = text_facts.render(markdown, origin=origin, language=language)
+    return notebook_figures.render(markdown, origin=origin, language=language)

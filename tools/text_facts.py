@@ -15,9 +15,10 @@ with the table made here at build time:
 * ``reserved-events``: the server's own event names, inline, as a list.
 
 Words a reader sees (column headings, what an event is for, what a limit means) come from
-``tools/facts.en.toml``, one file per language; numbers and names come from the code. A
-text file that describes an event the code does not have, or misses one it has, is an
-error, so the two cannot drift apart.
+``tools/facts.en.toml``, one file per language (``facts.zh.toml`` for the Chinese pages, with
+the same keys; the mkdocs hook picks the file by the page's language); numbers and names
+come from the code. A text file that describes an event the code does not have, or misses
+one it has, is an error, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ROOT / "tools" / "facts.en.toml"
+DEFAULT_LANGUAGE = "en"
 MARKER = re.compile(r"(?<!`)<!-- generated: (?P<name>[\w-]+) -->(?!`)")  # not in `code`
 SOURCE_DIRS = ("my_chat", "solutions")
 
@@ -46,7 +48,16 @@ class FactsError(Exception):
     """The words file and the code disagree, or a marker names no table."""
 
 
-def words(path: Path = WORDS) -> dict[str, Any]:
+def words_file(language: str = DEFAULT_LANGUAGE) -> Path:
+    """``tools/facts.LANGUAGE.toml``; a language without its own file fails loudly."""
+    path = WORDS.with_name(f"facts.{language}.toml")
+    if not path.is_file():
+        raise FactsError(f"no words file for the language {language!r}: {path.name}")
+    return path
+
+
+def words(path: Path | None = None, *, language: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
+    path = path if path is not None else words_file(language)
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
@@ -356,11 +367,21 @@ def indented_like(markdown: str, match: re.Match[str], block: str) -> str:
     return block.replace("\n", "\n" + indent)
 
 
-def render(markdown: str, *, text: dict[str, Any] | None = None, origin: str = "") -> str:
-    """``markdown`` with every ``<!-- generated: NAME -->`` marker replaced by its table."""
+def render(
+    markdown: str,
+    *,
+    text: dict[str, Any] | None = None,
+    origin: str = "",
+    language: str = DEFAULT_LANGUAGE,
+) -> str:
+    """``markdown`` with every ``<!-- generated: NAME -->`` marker replaced by its table.
+
+    The words around the names and numbers come from ``text``, or else from the words file
+    of ``language``.
+    """
     if MARKER.search(markdown) is None:
         return markdown
-    text = text if text is not None else words()
+    text = text if text is not None else words(language=language)
 
     def replace(match: re.Match[str]) -> str:
         make = TABLES.get(match["name"])
