@@ -21,8 +21,9 @@ Both editions (mkdocs-static-i18n builds the site once per language):
   translation yet) keeps English, like the text around it.
 * **Notebooks stay pages.** mkdocs-static-i18n rebuilds every file as a plain mkdocs
   ``File``, and a plain ``File`` is a page only when it is Markdown, so the notebooks would
-  be published as downloads (mkdocs-static-i18n issue #198). After it has run, each
-  ``.ipynb`` is marked a page again, keeping the place (``zh/notebooks/...``) it was given.
+  be published as downloads (mkdocs-static-i18n issue #198), and the Chinese build would
+  write the (English) notebook pages over the English site's. After it has run, each
+  ``.ipynb`` is marked a page again and, in the Chinese build, placed under ``zh/``.
 
 mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML need fixing:
 
@@ -40,6 +41,7 @@ mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML ne
 from __future__ import annotations
 
 import html
+import os
 import shutil
 import sys
 from html.parser import HTMLParser
@@ -144,7 +146,9 @@ def on_config(config: MkDocsConfig, **_: Any) -> MkDocsConfig:
         shutil.rmtree(target)
     target.mkdir(parents=True)
     for name, content in stubs.items():
-        (target / name).write_text(content, encoding="utf-8")
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)  # a stub may be a folder's file
+        path.write_text(content, encoding="utf-8")
     snippets = config.mdx_configs.setdefault("pymdownx.snippets", {})
     base_path = list(snippets.get("base_path", ["."]))
     if str(DOCS_STUBS) not in base_path:
@@ -157,13 +161,21 @@ def _always_a_page() -> bool:
 
 
 @event_priority(-200)  # after mkdocs-static-i18n's on_files (-100)
-def on_files(files: Files, **_: Any) -> Files:
-    """The notebooks as pages again, wherever mkdocs-static-i18n placed them."""
+def on_files(files: Files, config: MkDocsConfig, **_: Any) -> Files:
+    """The notebooks as pages again, in the edition being built."""
+    i18n = config.plugins.get("i18n")
+    language = getattr(i18n, "current_language", None)
+    prefix = "" if language in (None, getattr(i18n, "default_language", None)) else language
     for file in files:
-        if file.src_uri.endswith(".ipynb") and not file.is_documentation_page():
-            # mkdocs-jupyter (which ran first) gave it notebooks/NAME/index.html, and the
-            # i18n plugin kept that below zh/ for the Chinese site: only the kind is lost.
-            file.is_documentation_page = _always_a_page  # type: ignore[method-assign]
+        if not file.src_uri.endswith(".ipynb") or file.is_documentation_page():
+            continue
+        # mkdocs-jupyter (which ran first) gave it notebooks/NAME/index.html; the i18n plugin
+        # kept that, but as an asset, and for a fallback asset at the English place.
+        file.is_documentation_page = _always_a_page  # type: ignore[method-assign]
+        if prefix and not file.dest_path.startswith(f"{prefix}/"):
+            file.dest_path = f"{prefix}/{file.dest_path}"
+            file.abs_dest_path = os.path.normpath(os.path.join(config.site_dir, file.dest_path))
+            file.url = file._get_url(config.use_directory_urls)
     return files
 
 
