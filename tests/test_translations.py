@@ -116,6 +116,9 @@ def test_the_hook_keeps_notebooks_pages_and_puts_the_chinese_ones_under_zh():
     assert english.url == "notebooks/01_im_basics/"
     assert chinese.url == "zh/notebooks/01_im_basics/"
     assert chinese.abs_dest_path == str(Path("site/zh/notebooks/01_im_basics/index.html"))
+    # The language switcher on the Chinese notebook page links to the English one.
+    assert chinese.alternates["en"].url == "notebooks/01_im_basics/"
+    assert chinese.alternates["zh"] is chinese
 
 
 # --- each check, failing on a planted error ----------------------------------------------

@@ -40,6 +40,7 @@ mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML ne
 
 from __future__ import annotations
 
+import copy
 import html
 import os
 import shutil
@@ -173,9 +174,11 @@ def on_files(files: Files, config: MkDocsConfig, **_: Any) -> Files:
         # kept that, but as an asset, and for a fallback asset at the English place.
         file.is_documentation_page = _always_a_page  # type: ignore[method-assign]
         if prefix and not file.dest_path.startswith(f"{prefix}/"):
+            english = copy.copy(file)  # the language switcher's link back to the English page
             file.dest_path = f"{prefix}/{file.dest_path}"
             file.abs_dest_path = os.path.normpath(os.path.join(config.site_dir, file.dest_path))
             file.url = file._get_url(config.use_directory_urls)
+            file.alternates = {i18n.default_language: english, language: file}
     return files
 
 

@@ -162,9 +162,13 @@ def _differences(what: str, english: list, chinese: list) -> list[str]:
 
 def structure_problems(english: str, chinese: str) -> list[str]:
     """How the translation's structure differs from the English page's, in words."""
-    problems = _differences(
-        "heading (level, anchor)", heading_anchors(english), heading_anchors(chinese)
-    )
+    problems = [
+        f"{problem}: give the Chinese heading the English level and anchor, e.g. "
+        "`## 4.3 客户端管理器 {#module-2}`"
+        for problem in _differences(
+            "heading (level, anchor)", heading_anchors(english), heading_anchors(chinese)
+        )
+    ]
     problems += _differences("marker", markers(english), markers(chinese))
     en_blocks, zh_blocks = code_blocks(english), code_blocks(chinese)
     problems += _differences(
