@@ -63,6 +63,7 @@ def _keys(table: dict, prefix: str = "") -> set[str]:
 def test_the_chinese_words_file_has_the_same_keys_as_the_english_one():
     english = tomllib.loads((ROOT / "tools" / "facts.en.toml").read_text(encoding="utf-8"))
     chinese = tomllib.loads((ROOT / "tools" / "facts.zh.toml").read_text(encoding="utf-8"))
+    chinese.pop("code_text")  # translations of the code's own English (next test)
     assert _keys(english) == _keys(chinese), (
         f"only in facts.en.toml: {sorted(_keys(english) - _keys(chinese))}; "
         f"only in facts.zh.toml: {sorted(_keys(chinese) - _keys(english))}"
@@ -71,6 +72,32 @@ def test_the_chinese_words_file_has_the_same_keys_as_the_english_one():
     for section in ("settings", "cli", "events", "errors", "limits"):
         assert len(english[section]["headings"]) == len(chinese[section]["headings"]), section
     assert english["units"] == chinese["units"]
+
+
+def test_every_description_the_code_gives_has_a_current_chinese_translation():
+    """Flag help and config.py comments are English in the code; facts.zh.toml translates them."""
+    translated = text_facts.words(language="zh")["code_text"]
+    problems = []
+    for name, english in text_facts.code_texts().items():
+        entry = translated.get(name)
+        if entry is None:
+            problems.append(f"{name}: add [code_text] {name} = {{ en = {english!r}, text = ... }}")
+        elif entry["en"] != english:
+            problems.append(
+                f"{name}: the code now says {english!r}, the translation translates "
+                f"{entry['en']!r}: update both en and text"
+            )
+    problems += [
+        f"{name}: no such setting or flag"
+        for name in translated.keys() - set(text_facts.code_texts())
+    ]
+    assert not problems, "in tools/facts.zh.toml:\n" + "\n".join(problems)
+
+
+def test_a_changed_code_description_shows_in_english_until_translated(monkeypatch):
+    text = text_facts.words(language="zh")
+    assert text_facts.in_language(text, "port", "port") == "端口"
+    assert text_facts.in_language(text, "port", "the port to listen on") == "the port to listen on"
 
 
 def test_a_chinese_page_gets_chinese_tables_and_an_english_page_english_ones():

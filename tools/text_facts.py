@@ -17,8 +17,11 @@ with the table made here at build time:
 Words a reader sees (column headings, what an event is for, what a limit means) come from
 ``tools/facts.en.toml``, one file per language (``facts.zh.toml`` for the Chinese pages, with
 the same keys; the mkdocs hook picks the file by the page's language); numbers and names
-come from the code. A text file that describes an event the code does not have, or misses
-one it has, is an error, so the two cannot drift apart.
+come from the code. The settings' and flags' descriptions are the code's own English (flag
+help, comments in ``config.py``); a words file in another language translates them under
+``[code_text]``, each entry with the English it translates. A text file that describes an
+event the code does not have, or misses one it has, is an error, so the two cannot drift
+apart.
 """
 
 from __future__ import annotations
@@ -133,6 +136,19 @@ def _help(action: argparse.Action) -> str:
     return re.sub(r"\s*\(%\(default\)s\)", "", text).strip()
 
 
+def in_language(text: dict[str, Any], name: str, english: str) -> str:
+    """The code's own English words for setting ``name``, as the words file translates them.
+
+    A translation (``[code_text]`` of ``facts.zh.toml``) records the English it translates;
+    when the code's words have changed since, the English shows until the translation is
+    updated (``tests/test_translations.py`` names it).
+    """
+    entry = text.get("code_text", {}).get(name)
+    if entry is None or entry["en"] != english:
+        return english
+    return entry["text"]
+
+
 # --- settings -----------------------------------------------------------------------------
 
 
@@ -168,14 +184,30 @@ def settings_rows(text: dict[str, Any]) -> list[list[str]]:
         if field.name in secret:
             described = text["settings"]["from_environment"][field.name]
         else:
+            from_code = (_help(action) if action else "") or comments.get(field.name, "")
             described = (
-                (_help(action) if action else "")
-                or comments.get(field.name, "")
-                or text["settings"]["described"].get(field.name, "")
+                in_language(text, field.name, from_code)
+                if from_code
+                else text["settings"]["described"].get(field.name, "")
             )
         default = format_value(getattr(defaults, field.name), byte_size=field.name in byte_sizes)
         rows.append([f"`{field.name}`", flag, default, described])
     return rows
+
+
+def code_texts() -> dict[str, str]:
+    """Setting or flag name -> the English words the code gives it, as the tables show them."""
+    from my_chat.config import Settings
+
+    texts = {a.dest: _help(a) for a in cli_options().values() if _help(a)}
+    comments = settings_comments()
+    described_in_words = set(words()["settings"]["from_environment"])
+    for field in dataclasses.fields(Settings):
+        if field.name in described_in_words:
+            continue
+        if field.name not in texts and comments.get(field.name):
+            texts[field.name] = comments[field.name]
+    return texts
 
 
 def settings_table(text: dict[str, Any]) -> str:
@@ -194,7 +226,7 @@ def cli_table(text: dict[str, Any]) -> str:
             [
                 ", ".join(f"`{o}`" for o in action.option_strings),
                 format_value(default),
-                _help(action),
+                in_language(text, action.dest, _help(action)),
             ]
         )
     return _table(text["cli"]["headings"], rows)
