@@ -145,3 +145,118 @@ def test_no_generated_marker_is_left_in_the_site():
     for path in SITE.rglob("index.html"):
         text = path.read_text(encoding="utf-8")
         assert "<!-- generated:" not in text and "<!-- notebook-output:" not in text, path
+
+
+# --- the Chinese edition (site/zh/, mkdocs-static-i18n) -----------------------------------
+
+ZH = SITE / "zh"
+CJK_FONT = "Noto Sans CJK SC"  # Debian's fonts-noto-cjk, installed by .ci/run
+# Pages to open: the translated start page and glossary, a chapter that may still fall back
+# to English, and a notebook page (the Chinese site shows the English notebooks for now).
+ZH_PAGES = ["", "glossary/", "04-gateway-module-by-module/", "notebooks/01_im_basics/"]
+# Renders each character alone in the page's own font. With no font that has the glyph,
+# Chromium draws the same empty box (.notdef) for all of them: identical pixels mean tofu.
+GLYPHS = """async (chars) => {
+    const style = getComputedStyle(document.querySelector('.md-content'));
+    const font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+    const canvas = new OffscreenCanvas(40, 40), context = canvas.getContext('2d');
+    const draw = (ch) => {
+        context.clearRect(0, 0, 40, 40);
+        context.font = font;
+        context.fillText(ch, 4, 30);
+        return Array.from(context.getImageData(0, 0, 40, 40).data).join(',');
+    };
+    const missing = draw('\\u{10FFFD}');  // a code point no font draws
+    const drawn = chars.map(draw);
+    return {
+        font,
+        tofu: chars.filter((ch, i) => drawn[i] === missing),
+        distinct: new Set(drawn).size,
+        width: (() => { context.font = font; return context.measureText(chars.join('')).width; })(),
+        em: parseFloat(style.fontSize),
+    };
+}"""
+
+
+def nav_translations() -> tuple[list[str], dict[str, str]]:
+    """The English nav labels of mkdocs.yml, and the zh language's nav_translations."""
+    text = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    nav_block = text[text.index("\nnav:\n") :]
+    labels = re.findall(r"^\s*- \"?([^\n\"]+?)\"?:(?: \S+\.(?:md|ipynb))?$", nav_block, re.M)
+    block = text[text.index("nav_translations:") : text.index("\nnav:\n")]
+    pairs = re.findall(r"^ {12}(?:\"([^\"\n]+)\"|([^\"\n:]+)): (.+)$", block, re.M)
+    return labels, {quoted or plain: label for quoted, plain, label in pairs}
+
+
+def test_every_navigation_label_has_a_chinese_translation():
+    labels, translated = nav_translations()
+    assert len(labels) >= 20, labels
+    missing = [label for label in labels if label not in translated]
+    assert not missing, f"add these to nav_translations (zh) in mkdocs.yml: {missing}"
+    unknown = sorted(set(translated) - set(labels))
+    assert not unknown, f"nav_translations names labels the nav does not have: {unknown}"
+
+
+def test_the_chinese_site_has_a_page_for_every_english_page():
+    assert (ZH / "index.html").exists(), "build the site first: make docs-build"
+    english = {page for page in site_pages() if not page.startswith("zh/")}
+    chinese = {page.removeprefix("zh/") for page in site_pages() if page.startswith("zh/")}
+    assert english - chinese == set(), "pages only the English site has"
+
+
+async def test_chinese_pages_render_in_chinese_with_cjk_glyphs():
+    assert (ZH / "index.html").exists(), "build the site first: make docs-build"
+    labels, translated = nav_translations()
+    untranslated_labels = {label for label in labels if translated.get(label) != label}
+    problems: list[str] = []
+    async with serve(static_site()) as url, async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = await browser.new_page()
+        page.on("pageerror", lambda e: problems.append(f"script error: {e}"))
+        for path in ZH_PAGES:
+            where = f"/zh/{path}"
+            response = await page.goto(f"{url}/zh/{path}", wait_until="networkidle")
+            if response is None or response.status != 200:
+                problems.append(f"{where}: status {response and response.status}")
+                continue
+            report = await page.evaluate(
+                """async (font) => {
+                    await document.fonts.load(`16px "${font}"`, '连接');
+                    const text = document.querySelector('.md-content').innerText;
+                    return {
+                        lang: document.documentElement.lang,
+                        fontReady: document.fonts.check(`16px "${font}"`, '连接'),
+                        han: [...new Set(text.match(/\\p{Script=Han}/gu) || [])].slice(0, 30),
+                        nav: [...document.querySelectorAll(
+                            '.md-nav--primary .md-nav__link, .md-tabs__link')]
+                            .map(el => el.innerText.trim()).filter(Boolean),
+                        switcher: [...document.querySelectorAll('.md-header a[hreflang]')]
+                            .map(a => [a.hreflang, new URL(a.href).pathname]),
+                        html: document.documentElement.outerHTML,
+                    };
+                }""",
+                CJK_FONT,
+            )
+            if report["lang"] != "zh":
+                problems.append(f"{where}: <html lang={report['lang']!r}>, not zh")
+            if not report["fontReady"]:
+                problems.append(f"{where}: the font {CJK_FONT!r} is not available")
+            han = report["han"] or ["连", "接"]  # a fallback English page: the nav is Chinese
+            glyphs = await page.evaluate(GLYPHS, han)
+            if glyphs["tofu"] or glyphs["distinct"] < len(han):
+                problems.append(f"{where}: no glyph for {glyphs['tofu']} in {glyphs['font']}")
+            if glyphs["width"] < 0.8 * glyphs["em"] * len(han):  # a CJK character is 1 em wide
+                problems.append(f"{where}: {han} rendered {glyphs['width']}px wide")
+            english_nav = sorted(set(report["nav"]) & untranslated_labels)
+            if english_nav:
+                problems.append(f"{where}: navigation not translated: {english_nav}")
+            if not any("\u4e00" <= ch <= "\u9fff" for label in report["nav"] for ch in label):
+                problems.append(f"{where}: no Chinese in the navigation {report['nav'][:5]}")
+            switcher = dict(report["switcher"])
+            if switcher.get("en") != f"/{path}" or switcher.get("zh") != f"/zh/{path}":
+                problems.append(f"{where}: language switcher {report['switcher']}")
+            for raw in ("--8<--", "<!-- generated:", "<!-- notebook-output:", "FactsError"):
+                if raw in report["html"]:
+                    problems.append(f"{where}: shows {raw!r}")
+        await browser.close()
+    assert not problems, "\n".join(problems)

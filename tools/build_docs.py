@@ -18,6 +18,11 @@ to a chapter or notebook that does not exist, or any other link out of ``noteboo
 ``../my_chat/sse.py``, which has no page), fails the build, as a broken link in a chapter does
 under ``--strict`` (with ``--no-strict`` it is only reported).
 
+The site has two editions (mkdocs-static-i18n, see mkdocs.yml): English at the root and
+Chinese under ``zh/``, built in one mkdocs run. The Chinese site shows the same staged
+(English) notebooks, under ``zh/notebooks/``; their relative links therefore stay within the
+Chinese site, and their links to chapter sections are checked in both editions.
+
 Exit status is non-zero when a notebook raises, a cell runs longer than the timeout, a
 notebook links to a missing page, or mkdocs reports any warning.
 """
@@ -42,6 +47,8 @@ NOTEBOOKS = ROOT / "notebooks"
 DOCS_DIR = ROOT / "chapters"
 STAGING = DOCS_DIR / "notebooks"
 SITE = ROOT / "site"  # site_dir in mkdocs.yml
+# Where each edition is published below site/ (the i18n plugin's languages in mkdocs.yml).
+EDITIONS = {"en": SITE, "zh": SITE / "zh"}
 CELL_TIMEOUT_S = 120
 
 # A markdown link: [text](target). Targets with a title or spaces are left alone.
@@ -156,12 +163,14 @@ def stage_notebooks(*, run: bool, strict: bool) -> list[tuple[str, str, str]]:
 def missing_anchors(chapter_anchors: list[tuple[str, str, str]]) -> list[str]:
     """The notebooks' links to chapter sections that the built chapter pages lack."""
     missing = []
-    for notebook, page, anchor in chapter_anchors:
-        built = SITE / ("index.html" if page == "index" else f"{page}/index.html")
-        if not built.is_file() or f'id="{anchor}"' not in built.read_text(encoding="utf-8"):
-            missing.append(
-                f"{notebook}: links to #{anchor} in {page}.md, which has no such section"
-            )
+    for language, site in EDITIONS.items():
+        for notebook, page, anchor in chapter_anchors:
+            built = site / ("index.html" if page == "index" else f"{page}/index.html")
+            if not built.is_file() or f'id="{anchor}"' not in built.read_text(encoding="utf-8"):
+                missing.append(
+                    f"{notebook}: links to #{anchor} in {page}.md, which has no such section"
+                    f" on the {language} site"
+                )
     return missing
 
 

@@ -13,6 +13,18 @@ For every page, facts from the code and figures from the labs:
   A learner edits those files, so the build includes fresh ones generated from
   ``solutions/`` instead (in ``build/docs-stubs/``, searched before the working copy).
 
+Both editions (mkdocs-static-i18n builds the site once per language):
+
+* **Words in the page's language.** The generated tables and the figure captions take
+  their words from ``tools/facts.LANGUAGE.toml`` by the language of the page's own file: a
+  ``NAME.zh.md`` page gets Chinese, an English page shown on the Chinese site (no
+  translation yet) keeps English, like the text around it.
+* **Notebooks stay pages.** mkdocs-static-i18n rebuilds every file as a plain mkdocs
+  ``File``, and a plain ``File`` is a page only when it is Markdown, so the notebooks would
+  be published as downloads (mkdocs-static-i18n issue #198), and the Chinese build would
+  write the (English) notebook pages over the English site's. After it has run, each
+  ``.ipynb`` is marked a page again and, in the Chinese build, placed under ``zh/``.
+
 mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML need fixing:
 
 * **The table of contents.** The plugin builds it from a Markdown rendering of the notebook,
@@ -28,7 +40,9 @@ mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML ne
 
 from __future__ import annotations
 
+import copy
 import html
+import os
 import shutil
 import sys
 from html.parser import HTMLParser
@@ -36,6 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.plugins import event_priority
+from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 from mkdocs.structure.toc import get_toc
 
@@ -131,7 +147,9 @@ def on_config(config: MkDocsConfig, **_: Any) -> MkDocsConfig:
         shutil.rmtree(target)
     target.mkdir(parents=True)
     for name, content in stubs.items():
-        (target / name).write_text(content, encoding="utf-8")
+        path = target / name
+        path.parent.mkdir(parents=True, exist_ok=True)  # a stub may be a folder's file
+        path.write_text(content, encoding="utf-8")
     snippets = config.mdx_configs.setdefault("pymdownx.snippets", {})
     base_path = list(snippets.get("base_path", ["."]))
     if str(DOCS_STUBS) not in base_path:
@@ -139,7 +157,38 @@ def on_config(config: MkDocsConfig, **_: Any) -> MkDocsConfig:
     return config
 
 
+def _always_a_page() -> bool:
+    return True
+
+
+@event_priority(-200)  # after mkdocs-static-i18n's on_files (-100)
+def on_files(files: Files, config: MkDocsConfig, **_: Any) -> Files:
+    """The notebooks as pages again, in the edition being built."""
+    i18n = config.plugins.get("i18n")
+    language = getattr(i18n, "current_language", None)
+    prefix = "" if language in (None, getattr(i18n, "default_language", None)) else language
+    for file in files:
+        if not file.src_uri.endswith(".ipynb") or file.is_documentation_page():
+            continue
+        # mkdocs-jupyter (which ran first) gave it notebooks/NAME/index.html; the i18n plugin
+        # kept that, but as an asset, and for a fallback asset at the English place.
+        file.is_documentation_page = _always_a_page  # type: ignore[method-assign]
+        if prefix and not file.dest_path.startswith(f"{prefix}/"):
+            english = copy.copy(file)  # the language switcher's link back to the English page
+            file.dest_path = f"{prefix}/{file.dest_path}"
+            file.abs_dest_path = os.path.normpath(os.path.join(config.site_dir, file.dest_path))
+            file.url = file._get_url(config.use_directory_urls)
+            file.alternates = {i18n.default_language: english, language: file}
+    return files
+
+
+def page_language(file: File) -> str:
+    """The language the page's own text is in: ``zh`` for NAME.zh.md, else English."""
+    return getattr(file, "locale", None) or text_facts.DEFAULT_LANGUAGE
+
+
 def on_page_markdown(markdown: str, page: Page, **_: Any) -> str:
     origin = page.file.src_uri
-    markdown = text_facts.render(markdown, origin=origin)
-    return notebook_figures.render(markdown, origin=origin)
+    language = page_language(page.file)
+    markdown = text_facts.render(markdown, origin=origin, language=language)
+    return notebook_figures.render(markdown, origin=origin, language=language)

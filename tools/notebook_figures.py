@@ -5,7 +5,7 @@ otherwise paste a transcript. At build time, ``render`` replaces the marker with
 cell printed in the executed copy ``tools/build_docs.py`` staged in ``chapters/notebooks/``,
 and a link to the cell on the notebook's page. The figures are therefore always those of
 the build's own run, and the chapter says so. The surrounding words come from
-``tools/facts.en.toml`` (``[notebook_output]``).
+``tools/facts.LANGUAGE.toml`` (``[notebook_output]``), in the page's language.
 
 A build with ``--no-execute`` stages notebooks without outputs; the marker then becomes a
 note saying where the figures are, and the build still passes. A marker naming a notebook
@@ -57,10 +57,16 @@ def _page_url(notebook: str) -> str:
     return f"../notebooks/{notebook.removesuffix('.ipynb')}/"
 
 
-def render(markdown: str, *, origin: str = "", staging: Path = STAGING) -> str:
+def render(
+    markdown: str,
+    *,
+    origin: str = "",
+    staging: Path = STAGING,
+    language: str = text_facts.DEFAULT_LANGUAGE,
+) -> str:
     if MARKER.search(markdown) is None:
         return markdown
-    words = text_facts.words()["notebook_output"]
+    words = text_facts.words(language=language)["notebook_output"]
 
     def replace(match: re.Match[str]) -> str:
         notebook, cell_id = match["notebook"], match["cell"]

@@ -15,9 +15,13 @@ with the table made here at build time:
 * ``reserved-events``: the server's own event names, inline, as a list.
 
 Words a reader sees (column headings, what an event is for, what a limit means) come from
-``tools/facts.en.toml``, one file per language; numbers and names come from the code. A
-text file that describes an event the code does not have, or misses one it has, is an
-error, so the two cannot drift apart.
+``tools/facts.en.toml``, one file per language (``facts.zh.toml`` for the Chinese pages, with
+the same keys; the mkdocs hook picks the file by the page's language); numbers and names
+come from the code. The settings' and flags' descriptions are the code's own English (flag
+help, comments in ``config.py``); a words file in another language translates them under
+``[code_text]``, each entry with the English it translates. A text file that describes an
+event the code does not have, or misses one it has, is an error, so the two cannot drift
+apart.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 WORDS = ROOT / "tools" / "facts.en.toml"
+DEFAULT_LANGUAGE = "en"
 MARKER = re.compile(r"(?<!`)<!-- generated: (?P<name>[\w-]+) -->(?!`)")  # not in `code`
 SOURCE_DIRS = ("my_chat", "solutions")
 
@@ -46,7 +51,16 @@ class FactsError(Exception):
     """The words file and the code disagree, or a marker names no table."""
 
 
-def words(path: Path = WORDS) -> dict[str, Any]:
+def words_file(language: str = DEFAULT_LANGUAGE) -> Path:
+    """``tools/facts.LANGUAGE.toml``; a language without its own file fails loudly."""
+    path = WORDS.with_name(f"facts.{language}.toml")
+    if not path.is_file():
+        raise FactsError(f"no words file for the language {language!r}: {path.name}")
+    return path
+
+
+def words(path: Path | None = None, *, language: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
+    path = path if path is not None else words_file(language)
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
@@ -122,6 +136,19 @@ def _help(action: argparse.Action) -> str:
     return re.sub(r"\s*\(%\(default\)s\)", "", text).strip()
 
 
+def in_language(text: dict[str, Any], name: str, english: str) -> str:
+    """The code's own English words for setting ``name``, as the words file translates them.
+
+    A translation (``[code_text]`` of ``facts.zh.toml``) records the English it translates;
+    when the code's words have changed since, the English shows until the translation is
+    updated (``tests/test_translations.py`` names it).
+    """
+    entry = text.get("code_text", {}).get(name)
+    if entry is None or entry["en"] != english:
+        return english
+    return entry["text"]
+
+
 # --- settings -----------------------------------------------------------------------------
 
 
@@ -157,14 +184,30 @@ def settings_rows(text: dict[str, Any]) -> list[list[str]]:
         if field.name in secret:
             described = text["settings"]["from_environment"][field.name]
         else:
+            from_code = (_help(action) if action else "") or comments.get(field.name, "")
             described = (
-                (_help(action) if action else "")
-                or comments.get(field.name, "")
-                or text["settings"]["described"].get(field.name, "")
+                in_language(text, field.name, from_code)
+                if from_code
+                else text["settings"]["described"].get(field.name, "")
             )
         default = format_value(getattr(defaults, field.name), byte_size=field.name in byte_sizes)
         rows.append([f"`{field.name}`", flag, default, described])
     return rows
+
+
+def code_texts() -> dict[str, str]:
+    """Setting or flag name -> the English words the code gives it, as the tables show them."""
+    from my_chat.config import Settings
+
+    texts = {a.dest: _help(a) for a in cli_options().values() if _help(a)}
+    comments = settings_comments()
+    described_in_words = set(words()["settings"]["from_environment"])
+    for field in dataclasses.fields(Settings):
+        if field.name in described_in_words:
+            continue
+        if field.name not in texts and comments.get(field.name):
+            texts[field.name] = comments[field.name]
+    return texts
 
 
 def settings_table(text: dict[str, Any]) -> str:
@@ -183,7 +226,7 @@ def cli_table(text: dict[str, Any]) -> str:
             [
                 ", ".join(f"`{o}`" for o in action.option_strings),
                 format_value(default),
-                _help(action),
+                in_language(text, action.dest, _help(action)),
             ]
         )
     return _table(text["cli"]["headings"], rows)
@@ -356,11 +399,21 @@ def indented_like(markdown: str, match: re.Match[str], block: str) -> str:
     return block.replace("\n", "\n" + indent)
 
 
-def render(markdown: str, *, text: dict[str, Any] | None = None, origin: str = "") -> str:
-    """``markdown`` with every ``<!-- generated: NAME -->`` marker replaced by its table."""
+def render(
+    markdown: str,
+    *,
+    text: dict[str, Any] | None = None,
+    origin: str = "",
+    language: str = DEFAULT_LANGUAGE,
+) -> str:
+    """``markdown`` with every ``<!-- generated: NAME -->`` marker replaced by its table.
+
+    The words around the names and numbers come from ``text``, or else from the words file
+    of ``language``.
+    """
     if MARKER.search(markdown) is None:
         return markdown
-    text = text if text is not None else words()
+    text = text if text is not None else words(language=language)
 
     def replace(match: re.Match[str]) -> str:
         make = TABLES.get(match["name"])
