@@ -217,7 +217,8 @@ def test_anchors_are_computed_as_the_toc_does_with_explicit_ids_honoured():
     [
         ("{#12-the-client-manager}", "", "heading"),  # no explicit id: the slug is not English
         ("## 问题 {#questions}", "### 问题 {#questions}", "heading"),  # another level
-        ('print("hello")', 'print("你好")', "code block"),
+        ('print("hello")', 'print("hello", end="")', "code block"),  # the code itself
+        ('print("hello")', 'print("hello")\nprint()', "code block"),  # a line more
         ('--8<-- "my_chat/sse.py:encode"', "", "marker"),
         ("<!-- generated: events -->", "<!-- generated: settings -->", "marker"),
         ("<!-- notebook-output: 02_sse_in_depth.ipynb cell-14 -->", "", "marker"),
@@ -228,6 +229,17 @@ def test_a_changed_structure_fails(docs: Path, old: str, new: str, expected: str
     chinese.write_text(chinese.read_text(encoding="utf-8").replace(old, new), encoding="utf-8")
     problems = translations.all_problems(docs)
     assert len(problems) == 1 and expected in problems[0], problems
+
+
+def test_code_quoted_from_the_guide_may_show_its_own_comments_and_strings(docs: Path):
+    """The Chinese edition shows the guide's original Chinese in code it quotes: comments and
+    string literals may differ, line for line; the code may not."""
+    chinese = docs / "page.zh.md"
+    text = chinese.read_text(encoding="utf-8")
+    chinese.write_text(
+        text.replace('print("hello")', 'print("你好")  # 打个招呼'), encoding="utf-8"
+    )
+    assert translations.all_problems(docs) == []
 
 
 def test_a_changed_english_page_fails_naming_the_page_and_the_command(docs: Path):

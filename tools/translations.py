@@ -176,12 +176,40 @@ def structure_problems(english: str, chinese: str) -> list[str]:
         [b.language for b in en_blocks if b.language == "mermaid"],
         [b.language for b in zh_blocks if b.language == "mermaid"],
     )
+    en_code = [b for b in en_blocks if b.language != "mermaid"]
+    zh_code = [b for b in zh_blocks if b.language != "mermaid"]
     problems += _differences(
         "code block",
-        [b for b in en_blocks if b.language != "mermaid"],
-        [b for b in zh_blocks if b.language != "mermaid"],
+        en_code,
+        [
+            en if en is not None and restores_the_guide(en, zh) else zh
+            for en, zh in zip([*en_code, *[None] * len(zh_code)], zh_code, strict=False)
+        ],
     )
     return problems
+
+
+# --- code quoted from the guide -----------------------------------------------------------
+
+# Where a page quotes the guide's own code, the English edition shows its comments and
+# strings in English and the Chinese edition the guide's original Chinese. Such a block may
+# differ from the English only line for line, and only in its comments and string literals:
+# the code itself is the same in both editions.
+_COMMENT = re.compile(r"\s*(//|#|<!--).*$")
+_STRING = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'")
+
+
+def _code_of(line: str) -> str:
+    """A line without its comment and with every string literal emptied."""
+    return _COMMENT.sub("", _STRING.sub('""', line)).rstrip()
+
+
+def restores_the_guide(english: CodeBlock, chinese: CodeBlock) -> bool:
+    """Whether ``chinese`` is ``english`` with other comments and strings, line for line."""
+    en_lines, zh_lines = english.code.splitlines(), chinese.code.splitlines()
+    if english.language != chinese.language or len(en_lines) != len(zh_lines):
+        return False
+    return all(_code_of(en) == _code_of(zh) for en, zh in zip(en_lines, zh_lines, strict=True))
 
 
 # --- the source line ----------------------------------------------------------------------
