@@ -25,6 +25,7 @@ from my_chat.accounts import AccountStore
 from my_chat.broker import LocalBroker
 from my_chat.client_manager import ClientManager
 from my_chat.config import Settings
+from my_chat.connection import suggested_retry
 from my_chat.context import CONTEXT, ServiceContext
 from my_chat.errors import StartupError, json_errors
 from my_chat.events import RECONNECT, ReconnectData, to_json
@@ -306,12 +307,15 @@ async def _say_goodbye(app: web.Application) -> None:
     context = app.get(CONTEXT)
     if context is None:
         return
-    retry_ms = context.settings.retry_ms
-    farewell = encode_event(
-        to_json(ReconnectData(reason="shutdown", retry_ms=retry_ms)),
-        event=RECONNECT,
-        retry=retry_ms,
-    )
+
+    def farewell() -> bytes:  # one per stream: each its own jittered delay
+        retry_ms = suggested_retry(context.settings)
+        return encode_event(
+            to_json(ReconnectData(reason="shutdown", retry_ms=retry_ms)),
+            event=RECONNECT,
+            retry=retry_ms,
+        )
+
     context.manager.close_all(farewell)
     # Let the stream handlers finish their last write and unregister.
     for _ in range(50):
