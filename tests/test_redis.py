@@ -553,3 +553,18 @@ async def test_a_pipelined_group_with_one_bad_message_fails_only_that_one(
         await until_message(stream, after["id"], "bob")
         assert_exactly_once_in_order(stream, [*(m.id for m in stored), after["id"]], "bob")
         stream.close()
+
+
+async def test_append_pipelined_gives_ids_in_row_order_even_after_a_script_flush(redis_server):
+    client = Redis.from_url(redis_server.url)
+    try:
+        store = RedisMessageStore(client, retention_count=0)
+        first = await store.append("alice", "one", None, 1)
+        await client.script_flush()  # as after a Redis restart: the script must be loaded again
+        rows = [("bob", "two", None, 2), ("carol", "three", "bob", 3), ("bob", "four", None, 4)]
+        group = await store.append_pipelined(rows)
+        assert [m.id for m in group] == [first.id + 1, first.id + 2, first.id + 3]
+        assert [(m.sender, m.text, m.to, m.timestamp) for m in group] == rows
+        assert await store.after(0, "bob", 10) == [first, *group]
+    finally:
+        await client.aclose()
