@@ -31,6 +31,13 @@ MAX_GROUP = 256
 Row = tuple[str, str, str | None, int]  # sender, text, to, timestamp: what append takes
 
 
+def mark_retrieved(future: asyncio.Future) -> None:
+    """Mark a publish's outcome as seen: its sender may have hung up before it came, and
+    asyncio would log an unseen error as "Future exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()
+
+
 class Broker(Protocol):
     # Where the broker applies revocations made by other processes (Redis mode only).
     revocations: Revocations | None
@@ -84,6 +91,7 @@ class LocalBroker:
         sees id 7 before id 6, and resumes past 6 without missing 5.
         """
         future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(mark_retrieved)
         self._queued.append(((sender, text, to, int(time.time() * 1000)), future))
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_queued(), name="group-commit")

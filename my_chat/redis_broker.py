@@ -89,7 +89,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisError
 
-from my_chat.broker import MAX_GROUP, Row
+from my_chat.broker import MAX_GROUP, Row, mark_retrieved
 from my_chat.client_manager import ClientManager, Frame
 from my_chat.config import Settings
 from my_chat.errors import StartupError
@@ -509,6 +509,7 @@ class RedisBroker:
         # a pipeline is in flight goes together in the next one. Redis's scripts give the
         # ids, in the order sent; the reader delivers in stream order.
         future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(mark_retrieved)
         self._queued.append(((sender, text, to, int(time.time() * 1000)), future))
         if self._appender is None:
             self._appender = asyncio.create_task(self._append_queued(), name="redis-append")
