@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from my_chat.client_manager import ClientManager, Frame
 from my_chat.events import PRESENCE, Message, PresenceData, to_json
-from my_chat.history import message_frame
+from my_chat.history import LatestWindow, message_frame
 from my_chat.parts import Parts
 from my_chat.sse import encode_event
 
@@ -71,6 +71,8 @@ class LocalBroker:
         self._committer: asyncio.Task[None] | None = None
         # False once the store showed it has no append_many (an exercise not finished yet).
         self._store_groups = True
+        # The history block fresh streams share (set by the server; see history.LatestWindow).
+        self.latest_window: LatestWindow | None = None
         self.revocations: Revocations | None = None  # one process: nobody else revokes
 
     async def start(self) -> None:
@@ -146,6 +148,8 @@ class LocalBroker:
             future.set_result(message)
 
     def deliver(self, message: Message) -> int:
+        if self.latest_window is not None:
+            self.latest_window.delivered(message)
         frame = message_frame(message)
         audience = self.parts.private.audience(message) if message.to is not None else None
         if audience is None:

@@ -167,6 +167,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             last_event_id,
             context.settings.history_on_connect,
             context.settings.replay_max,
+            window=getattr(context.broker, "latest_window", None),
         )
         connection.finish_replay(last_replayed)
         await connection.closed

@@ -94,7 +94,7 @@ from my_chat.client_manager import ClientManager, Frame
 from my_chat.config import Settings
 from my_chat.errors import StartupError
 from my_chat.events import PRESENCE, Message, PresenceData, to_json
-from my_chat.history import message_frame
+from my_chat.history import LatestWindow, message_frame
 from my_chat.parts import Parts
 from my_chat.redis_store import (
     MESSAGES_KEY,
@@ -421,6 +421,8 @@ class RedisBroker:
         # Group commit (see publish): appends waiting for the next pipeline, and its task.
         self._queued: list[tuple[Row, asyncio.Future[Message]]] = []
         self._appender: asyncio.Task[None] | None = None
+        # The history block fresh streams share (set by the server; see history.LatestWindow).
+        self.latest_window: LatestWindow | None = None
         # Presence reports go out one at a time, so Redis sees them in the order they happened.
         self._presence_lock = asyncio.Lock()
         self._presence_out_of_date = False
@@ -576,6 +578,8 @@ class RedisBroker:
 
     def deliver(self, message: Message) -> int:
         """Hand a message that came from Redis to this process's streams (as LocalBroker)."""
+        if self.latest_window is not None:
+            self.latest_window.delivered(message)
         frame = message_frame(message)
         audience = self.parts.private.audience(message) if message.to is not None else None
         if audience is None:
