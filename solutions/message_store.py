@@ -82,15 +82,20 @@ class MessageStore:
         ### BEGIN SOLUTION: one write_transaction around all the INSERTs; ids in the order given
         if not rows:
             return []
+        # One INSERT with a row of values per message: one trip to the database thread for
+        # the whole group, however large (executemany would also work, but leaves
+        # cursor.lastrowid unset and needs another trip to ask for the ids).
+        values = ", ".join(["(?, ?, ?, ?)"] * len(rows))
+        parameters = [v for sender, text, to, ts in rows for v in (sender, to, text, ts)]
         async with write_transaction(self.db):
-            await self.db.executemany(
-                "INSERT INTO messages (sender, recipient, text, timestamp) VALUES (?, ?, ?, ?)",
-                [(sender, to, text, timestamp) for sender, text, to, timestamp in rows],
+            cursor = await self.db.execute(
+                f"INSERT INTO messages (sender, recipient, text, timestamp) VALUES {values}",
+                parameters,
             )
-            # The transaction holds the write lock, so nobody else inserted in between: with
-            # AUTOINCREMENT each row got the id after the one before, and the last row's is
-            # last_insert_rowid(). (executemany leaves cursor.lastrowid unset.)
-            last = (await self.db.execute_fetchall("SELECT last_insert_rowid()"))[0][0]
+        # The transaction held the write lock, so nobody else inserted in between: with
+        # AUTOINCREMENT each row got the id after the one before, in the order of the
+        # values, and lastrowid is the last row's.
+        last = cursor.lastrowid
         first = last - len(rows) + 1
         return [
             Message(id=first + n, sender=sender, to=to, text=text, timestamp=timestamp)
