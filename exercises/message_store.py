@@ -8,12 +8,16 @@ client that reconnects with ``Last-Event-ID`` gets exactly what it missed.
   old rows are deleted, so they can be the SSE ``id:`` of each message.
 - ``append`` stores one message and commits before it returns: once the sender hears "201",
   the message is on disk.
-- Every write (``append``, ``prune``) runs inside ``write_transaction(self.db)`` from
-  ``my_chat.transaction``: the block commits when it ends, and rolls back when anything in
-  it fails. A failed write (text SQLite cannot store, a locked database) raises its error,
-  and the next write works as if it had never been tried; without the rollback the
-  connection stays inside the failed transaction, and later writes fail with "database is
-  locked".
+- ``append_many`` stores several messages in ONE transaction (group commit): all of them or,
+  when any one fails, none of them (the error is raised). It returns them in the order given,
+  each with its id; the ids grow in that order, like the ids of ``append`` called once per
+  message. An empty list stores nothing and returns ``[]``.
+- Every write (``append``, ``append_many``, ``prune``) runs inside
+  ``write_transaction(self.db)`` from ``my_chat.transaction``: the block commits when it
+  ends, and rolls back when anything in it fails. A failed write (text SQLite cannot store,
+  a locked database) raises its error, and the next write works as if it had never been
+  tried; without the rollback the connection stays inside the failed transaction, and later
+  writes fail with "database is locked".
 - ``after``, ``before`` and ``latest`` return messages in id order (oldest first), and only
   those ``viewer`` may see: the room's (``recipient IS NULL``) and private ones the viewer
   sent or received.
@@ -24,6 +28,8 @@ client that reconnects with ``Last-Event-ID`` gets exactly what it missed.
 # edit this file, it is yours.
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import aiosqlite
 
@@ -60,6 +66,11 @@ class MessageStore:
         """Store one message, commit, and return it with the id SQLite gave it."""
         # TODO: INSERT in a write_transaction; the Message from cursor.lastrowid
         raise NotImplementedError("TODO: append() in exercises/message_store.py")
+
+    async def append_many(self, rows: Sequence[tuple[str, str, str | None, int]]) -> list[Message]:
+        """Store ``(sender, text, to, timestamp)`` rows in one transaction; return the messages."""
+        # TODO: one write_transaction around all the INSERTs; ids in the order given
+        raise NotImplementedError("TODO: append_many() in exercises/message_store.py")
 
     async def after(self, last_id: int, viewer: str, limit: int) -> list[Message]:
         """Up to ``limit`` messages with an id above ``last_id`` that ``viewer`` may see."""

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="reconnection delay sent to clients (%(default)s)",
     )
     parser.add_argument(
+        "--retry-jitter-ms",
+        type=int,
+        default=defaults.retry_jitter_ms,
+        help="up to this many ms added at random to each stream's retry delay (%(default)s)",
+    )
+    parser.add_argument(
         "--history",
         type=int,
         default=defaults.history_on_connect,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,9 +253,14 @@ class ClientManager:
     def __len__(self) -> int:
         return len(self._clients)
 
-    def close_all(self, farewell: Frame | bytes | None = None) -> None:
-        """Say goodbye to every connection and end its stream (used on shutdown)."""
+    def close_all(self, farewell: Frame | bytes | Callable[[], bytes] | None = None) -> None:
+        """Say goodbye to every connection and end its stream (used on shutdown).
+
+        ``farewell`` may be a function: then each connection gets the frame of its own call.
+        """
         for connection in list(self._clients.values()):
-            if farewell is not None:
+            if callable(farewell):
+                connection.send(farewell())
+            elif farewell is not None:
                 connection.send(farewell)
             connection.close()

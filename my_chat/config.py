@@ -17,6 +17,9 @@ class Settings:
     healthcheck_interval: float = 90.0
     # The reconnection delay sent as ``retry:`` and the one suggested on shutdown.
     retry_ms: int = 3000
+    # Up to this many ms added at random to each stream's retry (0: none), so that after a
+    # restart the streams do not all come back in the same instant.
+    retry_jitter_ms: int = 0
 
     # Outgoing bytes a connection may have waiting before it counts as too slow and is closed.
     buffer_limit: int = 256 * 1024

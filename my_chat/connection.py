@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 import uuid
 
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from my_chat.auth import authenticate_session
 from my_chat.client_manager import Connection
+from my_chat.config import Settings
 from my_chat.context import ServiceContext, context_of
 from my_chat.errors import ApiError, BadRequest, TooManyRequests
 from my_chat.events import (
@@ -86,13 +88,25 @@ def check_stream_caps(context: ServiceContext, user: str) -> None:
         )
 
 
+def suggested_retry(settings: Settings) -> int:
+    """The ``retry:`` delay for one stream: ``retry_ms`` plus up to ``retry_jitter_ms``.
+
+    Why at random: after a restart every stream reconnects after its retry delay. With one
+    delay for all, all of them come back in the same few milliseconds (a thundering herd);
+    with a spread, the server accepts them over the spread.
+    """
+    if settings.retry_jitter_ms <= 0:
+        return settings.retry_ms
+    return settings.retry_ms + random.randint(0, settings.retry_jitter_ms)
+
+
 # --8<-- [start:opening]
 def opening_frames(context: ServiceContext, connection: Connection) -> bytes:
     frames = [
         encode_event(
             to_json(ConnectionIdData(connection.id)),
             event=CONNECTION_ID,
-            retry=context.settings.retry_ms,
+            retry=suggested_retry(context.settings),
         ),
     ]
     if context.parts.done("heartbeat"):
@@ -159,6 +173,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             last_event_id,
             context.settings.history_on_connect,
             context.settings.replay_max,
+            window=getattr(context.broker, "latest_window", None),
         )
         connection.finish_replay(last_replayed)
         await connection.closed

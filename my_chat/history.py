@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections import deque
 from typing import Any
 
 from my_chat.client_manager import Connection, Frame
@@ -25,6 +26,55 @@ def message_frame(message: Message) -> Frame:
     return Frame(payload, message_id=message.id)
 
 
+class LatestWindow:
+    """The history a fresh stream gets, as one ready-made block of bytes, for every viewer
+    with no private message in it: the latest ``count`` room messages, joined once.
+
+    The broker calls ``delivered`` with every message, in id order, before handing it to
+    the streams. The window is trusted only once all of it was delivered by this process:
+    of what came earlier (before a restart) it cannot know whether a private message
+    belongs in some viewer's window, so until then every viewer is served from the store.
+    A viewer who sent or got a private message inside the window is served from the store
+    too. Retention deleting messages empties the window (``reset``); in Redis mode only this
+    process's sweep does, so a window older than the retention age another process just
+    enforced may still be served once more, until the next message replaces it.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._room: deque[Message] = deque(maxlen=max(count, 0))
+        self._newest_private: dict[str, int] = {}  # user -> id of their newest private message
+        self._first_seen: int | None = None  # every message from this id on was delivered here
+        self._block: bytes | None = None
+
+    def delivered(self, message: Message) -> None:
+        if self._first_seen is None:
+            self._first_seen = message.id
+        if message.to is None:
+            self._room.append(message)
+            self._block = None
+        else:
+            self._newest_private[message.sender] = message.id
+            self._newest_private[message.to] = message.id
+
+    def reset(self) -> None:
+        self._room.clear()
+        self._newest_private.clear()
+        self._first_seen = None
+        self._block = None
+
+    def block_for(self, viewer: str) -> tuple[bytes, int] | None:
+        """The frames and the last id of ``viewer``'s history, or None: ask the store."""
+        room = self._room
+        if self.count <= 0 or len(room) < self.count or self._first_seen is None:
+            return None
+        if room[0].id < self._first_seen or self._newest_private.get(viewer, 0) >= room[0].id:
+            return None
+        if self._block is None:
+            self._block = b"".join(message_frame(m).payload for m in room)
+        return self._block, room[-1].id
+
+
 async def replay(
     store: Any,
     connection: Connection,
@@ -33,6 +83,7 @@ async def replay(
     last_event_id: int | None,
     count: int,
     replay_max: int = 0,
+    window: LatestWindow | None = None,
 ) -> int:
     """Write the history ``connection`` missed; returns the last id written (0 if none).
 
@@ -44,6 +95,10 @@ async def replay(
     """
     viewer = connection.user
     if last_event_id is None:
+        cached = window.block_for(viewer) if window is not None and window.count == count else None
+        if cached is not None:  # the same bytes for every such viewer: no query, no join
+            await write(cached[0])
+            return cached[1]
         batch = await store.latest(viewer, count) if count > 0 else []
         await _write_visible(batch, viewer, write, may_see)
         return batch[-1].id if batch else 0

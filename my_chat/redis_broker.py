@@ -94,12 +94,12 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisError
 
-from my_chat.broker import PresenceBatcher
+from my_chat.broker import MAX_GROUP, PresenceBatcher, Row, mark_retrieved
 from my_chat.client_manager import ClientManager, Frame
 from my_chat.config import Settings
 from my_chat.errors import StartupError
 from my_chat.events import PRESENCE, Message, PresenceData, to_json
-from my_chat.history import message_frame
+from my_chat.history import LatestWindow, message_frame
 from my_chat.parts import Parts
 from my_chat.redis_store import (
     MESSAGES_KEY,
@@ -427,6 +427,11 @@ class RedisBroker:
         self.delivered_message_id = 0
         self.store.replay_limit = lambda: self.delivered_message_id
         self._waiting_publishers: list[tuple[int, asyncio.Future[None]]] = []
+        # Group commit (see publish): appends waiting for the next pipeline, and its task.
+        self._queued: list[tuple[Row, asyncio.Future[Message]]] = []
+        self._appender: asyncio.Task[None] | None = None
+        # The history block fresh streams share (set by the server; see history.LatestWindow).
+        self.latest_window: LatestWindow | None = None
         # Presence reports go out one at a time, so Redis sees them in the order they happened.
         self._presence_lock = asyncio.Lock()
         # Grace period and batching, as in LocalBroker: one report per window, and a user in
@@ -496,6 +501,8 @@ class RedisBroker:
         ]
 
     async def stop(self) -> None:
+        if self._appender is not None:  # the appends already queued are sent and answered
+            await asyncio.shield(self._appender)
         self.presence.close()
         for task in [*self._tasks, *self._reports]:
             task.cancel()
@@ -516,9 +523,16 @@ class RedisBroker:
 
     # --8<-- [start:publish]
     async def publish(self, sender: str, text: str, to: str | None) -> Message:
+        # Group commit, as LocalBroker: one task sends the appends, and what arrives while
+        # a pipeline is in flight goes together in the next one. Redis's scripts give the
+        # ids, in the order sent; the reader delivers in stream order.
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(mark_retrieved)
+        self._queued.append(((sender, text, to, int(time.time() * 1000)), future))
+        if self._appender is None:
+            self._appender = asyncio.create_task(self._append_queued(), name="redis-append")
         # Shielded: once Redis has the message, finish even if the sender hangs up.
-        message = await asyncio.shield(self.store.append(sender, text, to, int(time.time() * 1000)))
-        self.messages_accepted += 1
+        message = await asyncio.shield(future)
         # No self.deliver(message) here: the reader delivers it when it comes back from
         # Redis, like every other process's messages. Waiting for that keeps the rule of
         # the single process: when the sender hears 201, this process's streams have it.
@@ -526,6 +540,44 @@ class RedisBroker:
         return message
 
     # --8<-- [end:publish]
+
+    async def _append_queued(self) -> None:
+        try:
+            while self._queued:
+                group = self._queued[:MAX_GROUP]
+                del self._queued[:MAX_GROUP]
+                await self._append_group(group)
+        finally:
+            self._appender = None
+            for _, future in self._queued:  # only if the appender itself was cancelled
+                future.cancel()
+            self._queued.clear()
+
+    async def _append_group(self, group: list[tuple[Row, asyncio.Future[Message]]]) -> None:
+        outcomes: list[Message | Exception]
+        if len(group) == 1:
+            row = group[0][0]
+            try:
+                outcomes = [await self.store.append(*row)]
+            except Exception as error:
+                outcomes = [error]
+        else:
+            try:
+                outcomes = await self.store.append_pipelined([row for row, _ in group])
+            except Exception:
+                # The pipeline as a whole failed (a text Redis's client cannot encode, or
+                # Redis gone): one at a time, so each sender hears its own outcome.
+                for item in group:
+                    await self._append_group([item])
+                return
+        for (_, future), outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                if not future.done():
+                    future.set_exception(outcome)
+                continue
+            self.messages_accepted += 1
+            if not future.done():
+                future.set_result(outcome)
 
     async def _delivered_here(self, message_id: int) -> None:
         if self.delivered_message_id >= message_id:
@@ -542,6 +594,8 @@ class RedisBroker:
 
     def deliver(self, message: Message) -> int:
         """Hand a message that came from Redis to this process's streams (as LocalBroker)."""
+        if self.latest_window is not None:
+            self.latest_window.delivered(message)
         frame = message_frame(message)
         audience = self.parts.private.audience(message) if message.to is not None else None
         if audience is None:

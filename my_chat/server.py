@@ -25,11 +25,12 @@ from my_chat.accounts import AccountStore
 from my_chat.broker import LocalBroker
 from my_chat.client_manager import ClientManager
 from my_chat.config import Settings
+from my_chat.connection import suggested_retry
 from my_chat.context import CONTEXT, ServiceContext
 from my_chat.errors import StartupError, json_errors
 from my_chat.events import RECONNECT, ReconnectData, to_json
 from my_chat.guards import add_security_headers, request_guards
-from my_chat.history import NoHistory
+from my_chat.history import LatestWindow, NoHistory
 from my_chat.metrics import METRICS, Metrics
 from my_chat.parts import check_parts, import_parts, status_lines
 from my_chat.ratelimit import RateLimiter
@@ -76,6 +77,8 @@ async def build_context(settings: Settings, manager: ClientManager | None = None
     if manager is None:  # not `manager or ...`: an empty manager is false (it has __len__)
         manager = ClientManager()
     accounts, store, broker = await open_services(settings, manager, parts)
+    if settings.redis_url or parts.done("message_store"):  # nothing to share without a store
+        broker.latest_window = LatestWindow(settings.history_on_connect)
     jwt_secret = await choose_jwt_secret(settings, broker)
     service_key, created = read_or_create_secret(
         settings.service_key, "MY_CHAT_SERVICE_KEY", settings.data_dir / "service_key"
@@ -189,6 +192,9 @@ async def retention_sweep(context: ServiceContext, backoff: Backoff) -> None:
         backoff.succeeded()
         if deleted:
             logger.info("retention: deleted %d old messages", deleted)
+            window = getattr(context.broker, "latest_window", None)
+            if window is not None:
+                window.reset()  # it may hold some of them
         await asyncio.sleep(settings.retention_interval)
 
 
@@ -313,12 +319,15 @@ async def _say_goodbye(app: web.Application) -> None:
     context = app.get(CONTEXT)
     if context is None:
         return
-    retry_ms = context.settings.retry_ms
-    farewell = encode_event(
-        to_json(ReconnectData(reason="shutdown", retry_ms=retry_ms)),
-        event=RECONNECT,
-        retry=retry_ms,
-    )
+
+    def farewell() -> bytes:  # one per stream: each its own jittered delay
+        retry_ms = suggested_retry(context.settings)
+        return encode_event(
+            to_json(ReconnectData(reason="shutdown", retry_ms=retry_ms)),
+            event=RECONNECT,
+            retry=retry_ms,
+        )
+
     context.manager.close_all(farewell)
     # Let the stream handlers finish their last write and unregister.
     for _ in range(50):

@@ -8,12 +8,16 @@ client that reconnects with ``Last-Event-ID`` gets exactly what it missed.
   old rows are deleted, so they can be the SSE ``id:`` of each message.
 - ``append`` stores one message and commits before it returns: once the sender hears "201",
   the message is on disk.
-- Every write (``append``, ``prune``) runs inside ``write_transaction(self.db)`` from
-  ``my_chat.transaction``: the block commits when it ends, and rolls back when anything in
-  it fails. A failed write (text SQLite cannot store, a locked database) raises its error,
-  and the next write works as if it had never been tried; without the rollback the
-  connection stays inside the failed transaction, and later writes fail with "database is
-  locked".
+- ``append_many`` stores several messages in ONE transaction (group commit): all of them or,
+  when any one fails, none of them (the error is raised). It returns them in the order given,
+  each with its id; the ids grow in that order, like the ids of ``append`` called once per
+  message. An empty list stores nothing and returns ``[]``.
+- Every write (``append``, ``append_many``, ``prune``) runs inside
+  ``write_transaction(self.db)`` from ``my_chat.transaction``: the block commits when it
+  ends, and rolls back when anything in it fails. A failed write (text SQLite cannot store,
+  a locked database) raises its error, and the next write works as if it had never been
+  tried; without the rollback the connection stays inside the failed transaction, and later
+  writes fail with "database is locked".
 - ``after``, ``before`` and ``latest`` return messages in id order (oldest first), and only
   those ``viewer`` may see: the room's (``recipient IS NULL``) and private ones the viewer
   sent or received.
@@ -21,6 +25,8 @@ client that reconnects with ``Last-Event-ID`` gets exactly what it missed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import aiosqlite
 
@@ -69,6 +75,32 @@ class MessageStore:
                 (sender, to, text, timestamp),
             )
         return Message(id=cursor.lastrowid, sender=sender, to=to, text=text, timestamp=timestamp)
+        ### END SOLUTION
+
+    async def append_many(self, rows: Sequence[tuple[str, str, str | None, int]]) -> list[Message]:
+        """Store ``(sender, text, to, timestamp)`` rows in one transaction; return the messages."""
+        ### BEGIN SOLUTION: one write_transaction around all the INSERTs; ids in the order given
+        if not rows:
+            return []
+        # One INSERT with a row of values per message: one trip to the database thread for
+        # the whole group, however large (executemany would also work, but leaves
+        # cursor.lastrowid unset and needs another trip to ask for the ids).
+        values = ", ".join(["(?, ?, ?, ?)"] * len(rows))
+        parameters = [v for sender, text, to, ts in rows for v in (sender, to, text, ts)]
+        async with write_transaction(self.db):
+            cursor = await self.db.execute(
+                f"INSERT INTO messages (sender, recipient, text, timestamp) VALUES {values}",
+                parameters,
+            )
+        # The transaction held the write lock, so nobody else inserted in between: with
+        # AUTOINCREMENT each row got the id after the one before, in the order of the
+        # values, and lastrowid is the last row's.
+        last = cursor.lastrowid
+        first = last - len(rows) + 1
+        return [
+            Message(id=first + n, sender=sender, to=to, text=text, timestamp=timestamp)
+            for n, (sender, text, to, timestamp) in enumerate(rows)
+        ]
         ### END SOLUTION
 
     async def after(self, last_id: int, viewer: str, limit: int) -> list[Message]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import subprocess
 import sys
 
@@ -172,3 +173,34 @@ async def test_kill_9_and_restart_loses_no_acknowledged_message(server_process, 
         assert reader.ids == sorted(set(reader.ids)), "a message arrived twice or out of order"
         missing = acknowledged - set(reader.ids)
         assert not missing, f"acknowledged but never delivered: {sorted(missing)[:10]}"
+
+
+async def test_retry_jitter_spreads_the_delays_of_streams_and_of_the_farewell(server_process):
+    """Each stream's ``retry:`` and its shutdown ``reconnect`` get their own random extra."""
+    process = server_process(
+        "--retry-ms", "1000", "--retry-jitter-ms", "4000", "--signup-per-minute", "0"
+    )
+    async with client_session() as session:
+        alice = await ChatClient(process.url, session).signup("alice")
+        opened, farewells = [], []
+        responses = []
+        for _ in range(8):
+            response = await session.get(
+                f"{process.url}/sse", headers=alice.auth, timeout=aiohttp.ClientTimeout(total=10)
+            )
+            responses.append(response)
+            first = await response.content.readuntil(b"\n\n")
+            opened.append(int(re.search(rb"\nretry: (\d+)\n", b"\n" + first)[1]))
+        process.process.terminate()
+        for response in responses:
+            rest = await response.content.read()
+            farewell = rest[rest.index(b"event: reconnect") :]
+            retry = int(re.search(rb"\nretry: (\d+)\n", farewell)[1])
+            data = json.loads(re.search(rb"\ndata: (.*)\n", farewell)[1])
+            assert data == {"reason": "shutdown", "retry_ms": retry}
+            farewells.append(retry)
+            response.close()
+        for delays in (opened, farewells):
+            assert all(1000 <= delay <= 5000 for delay in delays), delays
+            assert len(set(delays)) > 1, f"no spread: {delays}"
+        assert await asyncio.to_thread(process.process.wait, 10) == 0

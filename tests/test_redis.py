@@ -499,3 +499,72 @@ async def test_look_alike_names_in_redis_mode(redis_server, server_process, tmp_
             assert status == 409 and body["error"] == "username_taken", name
         assert (await ChatClient(b.url, session).login("b0b")).username == "b0b"
         await ChatClient(b.url, session).signup("alicia")
+
+
+async def test_group_commit_across_processes_every_message_once_in_order(
+    redis_server, server_process, tmp_path
+):
+    """Many senders at once on both processes: their appends go to Redis in pipelines, and
+    every acknowledged message reaches every stream of both processes once, in id order."""
+    a, b = await start_processes(server_process, tmp_path, redis_server, 2)
+    async with client_session() as session:
+        senders = [
+            await ChatClient(process.url, session).signup(f"sender{n}")
+            for n, process in enumerate([a, b] * 4)
+        ]
+        listeners = [
+            await ChatClient(process.url, session).signup(f"listener{n}")
+            for n, process in enumerate([a, b])
+        ]
+        streams = [await listener.open_stream() for listener in listeners]
+
+        async def send_some(client: ChatClient, n: int) -> list[int]:
+            return [(await client.send(f"{n}:{k}"))["id"] for k in range(12)]
+
+        sent = await asyncio.gather(*(send_some(c, n) for n, c in enumerate(senders)))
+        acknowledged = sorted(i for ids in sent for i in ids)
+        assert len(set(acknowledged)) == 8 * 12
+        assert all(ids == sorted(ids) for ids in sent), "a sender's ids went back"
+        for who, stream in zip(["a", "b"], streams, strict=True):
+            await until_message(stream, acknowledged[-1], f"the listener on {who}")
+            assert_exactly_once_in_order(stream, acknowledged, f"the listener on {who}")
+            stream.close()
+
+
+async def test_a_pipelined_group_with_one_bad_message_fails_only_that_one(
+    redis_server, make_server
+):
+    """Below the API's checks (which answer 400 first): a text Redis's client cannot encode
+    stops the whole pipeline, and the broker then stores the group one by one."""
+    async with make_server(redis_url=redis_server.url) as server:
+        broker = server.context.broker
+        bob = await server.user("bob")
+        stream = await bob.open_stream()
+        texts = ["a", "b", "x\ud800", "c", "d"]
+        outcomes = await asyncio.gather(
+            *(broker.publish("alice", text, None) for text in texts), return_exceptions=True
+        )
+        assert isinstance(outcomes[2], UnicodeEncodeError), outcomes
+        stored = [o for n, o in enumerate(outcomes) if n != 2]
+        assert all(isinstance(o, Message) for o in stored), outcomes
+        assert [m.text for m in stored] == ["a", "b", "c", "d"]
+        assert [m.id for m in stored] == sorted(m.id for m in stored)
+        after = await bob.send("after the bad one")
+        await until_message(stream, after["id"], "bob")
+        assert_exactly_once_in_order(stream, [*(m.id for m in stored), after["id"]], "bob")
+        stream.close()
+
+
+async def test_append_pipelined_gives_ids_in_row_order_even_after_a_script_flush(redis_server):
+    client = Redis.from_url(redis_server.url)
+    try:
+        store = RedisMessageStore(client, retention_count=0)
+        first = await store.append("alice", "one", None, 1)
+        await client.script_flush()  # as after a Redis restart: the script must be loaded again
+        rows = [("bob", "two", None, 2), ("carol", "three", "bob", 3), ("bob", "four", None, 4)]
+        group = await store.append_pipelined(rows)
+        assert [m.id for m in group] == [first.id + 1, first.id + 2, first.id + 3]
+        assert [(m.sender, m.text, m.to, m.timestamp) for m in group] == rows
+        assert await store.after(0, "bob", 10) == [first, *group]
+    finally:
+        await client.aclose()

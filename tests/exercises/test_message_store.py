@@ -125,3 +125,35 @@ async def test_a_failed_append_is_rolled_back_and_writing_goes_on(store, tmp_pat
     fine = await store.append("alice", "fine", None, 3)
     assert [m.text for m in await store.after(0, "alice", 10)] == ["hi", "fine"]
     assert fine.text == "fine"
+
+
+async def test_append_many_stores_a_group_in_order_with_growing_ids(store, tmp_path):
+    before = await store.append("alice", "before", None, 1)
+    rows = [("bob", "one", None, 2), ("carol", "two", "bob", 3), ("bob", "three", None, 4)]
+    group = await store.append_many(rows)
+    assert [(m.sender, m.text, m.to, m.timestamp) for m in group] == rows
+    ids = [m.id for m in group]
+    assert ids == sorted(ids) and len(set(ids)) == 3 and ids[0] > before.id
+    after = await store.append("alice", "after", None, 5)
+    assert after.id > ids[-1]
+    assert await store.after(0, "bob", 10) == [before, *group, after]
+    # On disk, as another process sees it, with the ids the group was given.
+    with sqlite3.connect(tmp_path / "chat.sqlite3") as other:
+        stored = other.execute("SELECT id, text FROM messages ORDER BY id").fetchall()
+    assert stored == [(m.id, m.text) for m in (before, *group, after)]
+    assert await store.append_many([]) == []
+
+
+async def test_append_many_is_all_or_nothing_and_writing_goes_on(store, tmp_path):
+    rows = [("alice", "fine", None, 1), ("alice", "x\ud800", None, 2), ("alice", "also", None, 3)]
+    with pytest.raises(UnicodeEncodeError):
+        await store.append_many(rows)
+    assert await store.after(0, "alice", 10) == []  # not even the first row
+    with sqlite3.connect(tmp_path / "chat.sqlite3", timeout=1) as other:
+        other.execute(
+            "INSERT INTO messages (sender, recipient, text, timestamp)"
+            " VALUES ('bob', NULL, 'hi', 2)"
+        )
+    group = await store.append_many([("alice", "a", None, 3), ("alice", "b", None, 4)])
+    assert [m.text for m in await store.after(0, "alice", 10)] == ["hi", "a", "b"]
+    assert [m.id for m in await store.after(0, "alice", 10)][1:] == [m.id for m in group]

@@ -1,0 +1,96 @@
+"""The history block fresh streams share (history.LatestWindow), over real HTTP.
+
+Whether a stream's history came from the shared block or from the store, it must be the
+same: the latest messages that viewer may see, private ones included, oldest first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+COUNT = 5
+
+
+async def history_of(client) -> list[dict]:
+    """What the store says ``client`` should get: the latest COUNT it may see."""
+    status, body = await client.request("GET", f"/api/history?limit={COUNT}")
+    assert status == 200, body
+    return body["messages"]
+
+
+async def fresh_history(client) -> list[dict]:
+    stream = await client.open_stream()
+    try:
+        return await stream.messages(COUNT)
+    finally:
+        stream.close()
+
+
+async def test_viewers_without_private_messages_share_one_block(make_server):
+    async with make_server(history_on_connect=COUNT) as server:
+        alice, bob, carol = [await server.user(name) for name in ("alice", "bob", "carol")]
+        for n in range(COUNT + 2):
+            await alice.send(f"room {n}")
+        window = server.context.broker.latest_window
+        assert window.block_for("bob") is not None  # served from the block, not the store
+        for viewer in (alice, bob, carol):
+            assert await fresh_history(viewer) == await history_of(viewer)
+        block = window.block_for("carol")
+        await bob.send("one more")
+        assert window.block_for("carol") != block  # a new message makes a new block
+        assert await fresh_history(carol) == await history_of(carol)
+
+
+async def test_a_private_message_in_the_window_is_never_lost_nor_leaked(make_server):
+    async with make_server(history_on_connect=COUNT) as server:
+        alice, bob, carol = [await server.user(name) for name in ("alice", "bob", "carol")]
+        for n in range(COUNT):
+            await alice.send(f"room {n}")
+        secret = await alice.send("for bob only", to="bob")
+        for n in range(2):
+            await carol.send(f"more {n}")
+        window = server.context.broker.latest_window
+        assert window.block_for("bob") is None and window.block_for("alice") is None
+        assert window.block_for("carol") is not None
+        bobs = await fresh_history(bob)
+        assert secret["id"] in [m["id"] for m in bobs]
+        assert bobs == await history_of(bob)
+        assert await fresh_history(alice) == await history_of(alice)
+        carols = await fresh_history(carol)
+        assert secret["id"] not in [m["id"] for m in carols]
+        assert carols == await history_of(carol)
+
+
+async def test_after_a_restart_the_store_answers_until_the_window_was_seen_whole(make_server):
+    async with make_server(history_on_connect=COUNT) as server:
+        alice = await server.user("alice")
+        await server.user("bob")
+        for n in range(COUNT):
+            await alice.send(f"before {n}")
+        secret = await alice.send("for bob, before the restart", to="bob")
+    async with make_server(history_on_connect=COUNT) as server:
+        alice = await server.client().login("alice")
+        bob = await server.client().login("bob")
+        for n in range(COUNT - 1):
+            await alice.send(f"after {n}")
+        assert server.context.broker.latest_window.block_for("bob") is None
+        bobs = await fresh_history(bob)
+        assert secret["id"] in [m["id"] for m in bobs]
+        assert bobs == await history_of(bob)
+        await alice.send("the window is whole now")
+        assert server.context.broker.latest_window.block_for("bob") is not None
+        assert await fresh_history(bob) == await history_of(bob)
+
+
+async def test_retention_empties_the_window(make_server):
+    async with make_server(
+        history_on_connect=COUNT, retention_count=COUNT + 1, retention_interval=0.05
+    ) as server:
+        alice = await server.user("alice")
+        for n in range(COUNT + 3):
+            await alice.send(f"room {n}")
+        window = server.context.broker.latest_window
+        async with asyncio.timeout(10):
+            while window.block_for("alice") is not None:
+                await asyncio.sleep(0.05)
+        assert await fresh_history(alice) == await history_of(alice)
