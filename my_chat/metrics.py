@@ -122,6 +122,9 @@ class Metrics:
     def replay_counting(self, store: Any) -> Any:
         return ReplayCountingStore(store, self.replay_messages)
 
+    def replay_counting_window(self, window: Any) -> Any:
+        return ReplayCountingWindow(window, self.replay_messages)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -227,6 +230,24 @@ class ReplayCountingStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+class ReplayCountingWindow:
+    """The shared history block (``history.LatestWindow``), observing each block it serves:
+    a fresh stream served from it is a replay of ``count`` messages that never reads the store."""
+
+    def __init__(self, window: Any, replay_messages: Histogram) -> None:
+        self._window = window
+        self._replay_messages = replay_messages
+
+    def block_for(self, viewer: str) -> tuple[bytes, int] | None:
+        block = self._window.block_for(viewer)
+        if block is not None:
+            self._replay_messages.observe(self._window.count)
+        return block
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._window, name)
 
 
 @web.middleware

@@ -297,6 +297,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     measured = app[METRICS]
     context = await build_context(app[SETTINGS], measured.client_manager())
     context.store = measured.replay_counting(context.store)
+    if getattr(context.broker, "latest_window", None) is not None:
+        context.broker.latest_window = measured.replay_counting_window(context.broker.latest_window)
     measured.watch(context)
     app[CONTEXT] = context
     await context.broker.start()

@@ -278,7 +278,13 @@ async def test_in_redis_mode_a_push_reaches_a_stream_on_another_process(make_ser
         alice_on_b = await b.client().login("alice")
         phone, laptop = await alice_on_b.open_stream(), await alice_on_b.open_stream()
 
-        online = await stub.OnlineUsers(sse_pb2.OnlineUsersRequest(), metadata=AUTH)
+        # Presence reaches Redis at B's next report (every --presence-window), not at once.
+        async with asyncio.timeout(5):
+            while True:
+                online = await stub.OnlineUsers(sse_pb2.OnlineUsersRequest(), metadata=AUTH)
+                if list(online.user_ids):
+                    break
+                await asyncio.sleep(0.05)
         assert list(online.user_ids) == ["alice"]
         reply = await stub.PushToUsers(push_request(["alice"]), metadata=AUTH)
         assert reply.queued >= 1  # the first device at once; the second at B's next report
