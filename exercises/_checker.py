@@ -511,7 +511,11 @@ def command_next(book: Workbook, args: argparse.Namespace) -> int:
             "next_is",
             name=name,
             title=book.title(name),
-            phase=f"{phase.number} ({book.phase_title(phase)})" if phase and phase.number else "-",
+            phase=(
+                book.say("phase_named", number=phase.number, title=book.phase_title(phase))
+                if phase and phase.number
+                else "-"
+            ),
         )
     )
     print(book.say("next_step", name=name))

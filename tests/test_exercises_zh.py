@@ -20,7 +20,7 @@ from tests.test_exercise_tooling import build_workbook, load_checker, run
 ROOT = Path(__file__).resolve().parents[1]
 HINTS = ROOT / "exercises" / "hints"
 SECTION_BREAK = re.compile(r"^---[ \t]*$", re.MULTILINE)
-CJK = re.compile(r"[\u4e00-\u9fff]")
+CJK = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")  # CJK text or punctuation
 
 ENGLISH = {"LANG": "C.UTF-8"}
 CHINESE = {"LANG": "zh_CN.UTF-8"}
