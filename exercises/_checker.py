@@ -566,9 +566,11 @@ def command_check(book: Workbook, args: argparse.Namespace) -> int:
     unknown_original = outcome.not_started and original_stub(book, name) is None
     if untouched(book, name) or unknown_original:
         print(book.say("not_started", name=name))
+        print(book.say("task_title", name=name, title=book.title(name)))
         return EXIT_FAILED
     failure = outcome.first_failure
     print(book.say("failing", name=name, **_counts(outcome)))
+    print(book.say("task_title", name=name, title=book.title(name)))
     if outcome.loop_blocked:
         print(book.say("loop_blocked", where=outcome.loop_blocked))
     elif outcome.time_limit:

@@ -126,6 +126,22 @@ def test_the_chinese_introduction_covers_the_english_commands() -> None:
 # the checker, as the learner runs it
 
 
+ALPHA_HALF_DONE = '''"""Write ``double(x)``, which returns twice its argument.
+
+A second paragraph for the learner.
+"""
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+class Box:
+    def area(self, side: float) -> float:
+        return side
+'''
+
+
 @pytest.fixture
 def bilingual(tmp_path: Path) -> Path:
     """The toy workbook, with the real Chinese messages and introduction, a Chinese task
@@ -157,6 +173,10 @@ def test_the_checker_speaks_chinese_under_a_chinese_locale_or_lang_zh(
     assert "把参数翻倍的 ``double(x)``。" in listed  # the title from alpha.task.zh.md
     assert "共 2 个练习，已完成 0 个。" in listed
     assert "beta：尚未开始" in checker(bilingual, "check", "beta", *args, **env)
+    (bilingual / "exercises" / "alpha.py").write_text(ALPHA_HALF_DONE, encoding="utf-8")
+    failing = checker(bilingual, "check", "alpha", *args, **env)
+    assert "alpha：2 个测试中通过了 1 个。" in failing
+    assert "任务：把参数翻倍的 ``double(x)``。（完整说明：make task NAME=alpha）" in failing
     task = checker(bilingual, "task", "alpha", *args, **env)
     assert "alpha 的任务" in task and "第二段。" in task and "A second paragraph" not in task
 
@@ -174,6 +194,10 @@ def test_the_checker_speaks_english_otherwise(bilingual: Path) -> None:
         progress = listed.split("\n\n  1. ", 1)[1]
         assert not CJK.search(progress), (args, env)
         assert "beta: not started" in checker(bilingual, "check", "beta", *args, **env)
+        (bilingual / "exercises" / "alpha.py").write_text(ALPHA_HALF_DONE, encoding="utf-8")
+        failing = checker(bilingual, "check", "alpha", *args, **env)
+        assert "alpha: 1 of 2 tests pass." in failing
+        assert "The task: Write ``double(x)``, which returns twice its argument." in failing
         task = checker(bilingual, "task", "alpha", *args, **env)
         assert "A second paragraph for the learner." in task and not CJK.search(task)
 
