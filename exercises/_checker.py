@@ -1,4 +1,5 @@
-"""The learner's checker behind ``python -m exercises``: list, next, check, watch, hint, run,
+"""The learner's checker behind ``python -m exercises``: list, next, check, watch, task, hint,
+run,
 reset, solution.
 
 It runs the exercise tests in tests/exercises/ against the modules in exercises/ with pytest
