@@ -1,6 +1,5 @@
 """The learner's checker behind ``python -m exercises``: list, next, check, watch, task, hint,
-run,
-reset, solution.
+run, reset, solution.
 
 It runs the exercise tests in tests/exercises/ against the modules in exercises/ with pytest
 in a subprocess, reads the JUnit XML report, and keeps results and hint counts in
