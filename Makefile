@@ -10,7 +10,7 @@ HAS_SOLUTIONS := $(wildcard solutions/__init__.py)
 PHONY_EXTRA := test-browser test-redis test-nginx measure-redis-hop grpc-stubs config-example \
                api-transcripts
 .PHONY: $(PHONY_EXTRA) help setup chat chat-exercises test lint format lab docs docs-build bench \
-        bench-quick check watch next hint run-step student-release student-release-check clean
+        bench-quick check watch next hint task run-step student-release student-release-check clean
 
 help:
 	@echo "make chat            run the chat server on http://127.0.0.1:$(PORT) (SQLite, in-process)"
@@ -20,6 +20,7 @@ help:
 	@echo "make watch           check the current exercise on every save; move on when it passes"
 	@echo "make next            the exercise to do next"
 	@echo "make hint NAME=x     the next hint for exercise x"
+	@echo "make task NAME=x     the task of exercise x (BOOK_LANG=zh: any of these in Chinese)"
 	@echo "make run-step        serve your chat server at its current phase-5 step"
 	@echo "make lab             JupyterLab on the notebooks"
 	@echo "make docs            serve the site on http://127.0.0.1:8000; make docs-build builds site/"
@@ -42,22 +43,29 @@ chat-exercises: $(STAMP)
 	$(PY) -m my_chat --port $(PORT) --exercises
 
 check: $(STAMP)
-	$(PY) -m exercises $(ARGS)
+	$(PY) -m exercises $(ARGS) $(BOOK_LANG_OPTION)
 
 # The learner's commands: each runs the checker with the workbook's own Python, so nothing
 # needs activating. NAME picks an exercise (watch, hint, run-step); without it, the current one.
+# BOOK_LANG=zh speaks Chinese whatever the locale (the checker otherwise follows LANG).
+BOOK_LANG_OPTION = $(if $(BOOK_LANG),--lang $(BOOK_LANG))
+
 watch: $(STAMP)
-	$(PY) -m exercises watch $(NAME)
+	$(PY) -m exercises watch $(NAME) $(BOOK_LANG_OPTION)
 
 next: $(STAMP)
-	$(PY) -m exercises next
+	$(PY) -m exercises next $(BOOK_LANG_OPTION)
 
 hint: $(STAMP)
 	@test -n "$(NAME)" || { echo "usage: make hint NAME=exercise (make next names the current one)"; exit 2; }
-	$(PY) -m exercises hint $(NAME)
+	$(PY) -m exercises hint $(NAME) $(BOOK_LANG_OPTION)
+
+task: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make task NAME=exercise (make next names the current one)"; exit 2; }
+	$(PY) -m exercises task $(NAME) $(BOOK_LANG_OPTION)
 
 run-step: $(STAMP)
-	$(PY) -m exercises run $(NAME) --port $(PORT)
+	$(PY) -m exercises run $(NAME) --port $(PORT) $(BOOK_LANG_OPTION)
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

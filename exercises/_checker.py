@@ -1,5 +1,5 @@
-"""The learner's checker behind ``python -m exercises``: list, next, check, watch, hint, run,
-reset, solution.
+"""The learner's checker behind ``python -m exercises``: list, next, check, watch, task, hint,
+run, reset, solution.
 
 It runs the exercise tests in tests/exercises/ against the modules in exercises/ with pytest
 in a subprocess, reads the JUnit XML report, and keeps results and hint counts in
@@ -7,7 +7,10 @@ in a subprocess, reads the JUnit XML report, and keeps results and hint counts i
 exercise file, the modules it imports from exercises/, its test file and the test conftest,
 so listing again is fast until something changes.
 
-Everything it says lives in exercises/hints/ (README.md, messages.toml, ORDER, NAME.md).
+Everything it says lives in exercises/hints/ (README.md, messages.toml, ORDER, NAME.md), and
+in Chinese beside it (README.zh.md, messages.zh.toml, NAME.zh.md, NAME.task.zh.md): Chinese
+with ``--lang zh``, else when LC_ALL, LC_MESSAGES or LANG (the first one set) starts with
+``zh``.
 The tests run with ``exercises/_loopwatch.py`` loaded: a time limit per test, and the line
 that blocks the event loop, when one does.
 The repository root is the folder above this package, or ``EXERCISES_ROOT`` when set.
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import time
 import tomllib
+import unicodedata
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +41,29 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SECTION_BREAK = re.compile(r"^---[ \t]*$", re.MULTILINE)
 PHASE_HEADER = re.compile(r"^\[phase\s+(?P<number>[^\]]+)\]\s*(?P<title>.*)$")
 PHASE_5 = "5"
+LANGUAGES = ("en", "zh")
+LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")  # POSIX precedence: the first set wins
+
+
+def choose_language(option: str | None = None, environ: dict[str, str] | None = None) -> str:
+    """``zh`` or ``en``: the ``--lang`` option, else the locale, else English."""
+    if option:
+        return "zh" if option.strip().lower().startswith("zh") else "en"
+    environ = dict(os.environ) if environ is None else environ
+    for variable in LOCALE_VARIABLES:
+        value = environ.get(variable, "")
+        if value:
+            return "zh" if value.lower().startswith("zh") else "en"
+    return "en"
+
+
+def load_messages(hints: Path, language: str) -> dict[str, str]:
+    """The checker's sentences: English, overlaid with the language's own where it has one."""
+    messages: dict[str, str] = tomllib.loads((hints / "messages.toml").read_text(encoding="utf-8"))
+    translated = hints / f"messages.{language}.toml"
+    if language != "en" and translated.exists():
+        messages.update(tomllib.loads(translated.read_text(encoding="utf-8")))
+    return messages
 
 
 def repo_root() -> Path:
@@ -81,17 +108,17 @@ class Phase:
 class Workbook:
     """Paths, texts and progress of one copy of the workbook."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, language: str = "en") -> None:
         self.root = root
+        self.language = language
         self.exercises = root / "exercises"
         self.hints = self.exercises / "hints"
         self.pristine = self.exercises / ".pristine"
         self.solutions = root / "solutions"
         self.tests = root / "tests" / "exercises"
         self.progress_file = root / ".exercises-progress.json"
-        self.messages: dict[str, str] = tomllib.loads(
-            (self.hints / "messages.toml").read_text(encoding="utf-8")
-        )
+        self.english = load_messages(self.hints, "en")
+        self.messages = load_messages(self.hints, language)
         self.progress = self._load_progress()
 
     # texts
@@ -99,18 +126,45 @@ class Workbook:
     def say(self, key: str, **values: Any) -> str:
         return self.messages.get(key, key).strip("\n").format(**values)
 
+    def translated(self, stem: str) -> Path | None:
+        """exercises/hints/STEM.LANG.md in the chosen language, when not English and present."""
+        if self.language == "en":
+            return None
+        path = self.hints / f"{stem}.{self.language}.md"
+        return path if path.exists() else None
+
     def intro(self) -> str:
-        readme = self.hints / "README.md"
+        readme = self.translated("README") or self.hints / "README.md"
         if not readme.exists():
             return ""
         return SECTION_BREAK.split(readme.read_text(encoding="utf-8"))[0].strip()
 
     def hint_sections(self, name: str) -> list[str]:
-        path = self.hints / f"{name}.md"
+        path = self.translated(name) or self.hints / f"{name}.md"
         if not path.exists():
             return []
         sections = SECTION_BREAK.split(path.read_text(encoding="utf-8"))
         return [section.strip() for section in sections if section.strip()]
+
+    def hints_untranslated(self, name: str) -> bool:
+        """Whether the hints fall back to English although another language was asked for."""
+        english = self.hints / f"{name}.md"
+        return self.language != "en" and english.exists() and self.translated(name) is None
+
+    def task(self, name: str) -> tuple[str, bool]:
+        """The task statement, and whether it fell back to English (its stub's docstring)."""
+        translated = self.translated(f"{name}.task")
+        if translated is not None:
+            return translated.read_text(encoding="utf-8").strip(), False
+        return self.docstring(name), self.language != "en"
+
+    def phase_title(self, phase: Phase) -> str:
+        """The phase's title from ORDER, translated by the key phase_title_N when the English
+        messages.toml has the very same title under that key (so the translation is of it)."""
+        key = f"phase_title_{phase.number}"
+        if self.language == "en" or self.english.get(key, "").strip() != phase.title:
+            return phase.title
+        return self.messages.get(key, phase.title).strip()
 
     # exercises
 
@@ -159,14 +213,20 @@ class Workbook:
     def test_file(self, name: str) -> Path:
         return self.tests / f"test_{name}.py"
 
-    def title(self, name: str) -> str:
-        """The first line of the exercise's task statement (its module docstring)."""
+    def docstring(self, name: str) -> str:
+        """The exercise's task statement in English: its stub's module docstring."""
         try:
             tree = ast.parse(self.stub(name).read_text(encoding="utf-8"))
         except (OSError, SyntaxError, ValueError):
             return ""
-        docstring = ast.get_docstring(tree) or ""
-        return docstring.strip().splitlines()[0] if docstring.strip() else ""
+        return (ast.get_docstring(tree) or "").strip()
+
+    def title(self, name: str) -> str:
+        """The first line of the exercise's task statement, in the chosen language."""
+        translated = self.translated(f"{name}.task")
+        text = translated.read_text(encoding="utf-8") if translated else self.docstring(name)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        return lines[0].lstrip("#").strip() if lines else ""
 
     def dependencies(self, name: str) -> list[str]:
         """Exercise modules that ``name`` imports, directly or not, itself included."""
@@ -259,7 +319,11 @@ class Workbook:
                 "-o",
                 "junit_family=xunit1",
             ]
-            env = {**os.environ, "EXERCISES_LEARNER_DIR": str(self.exercises)}
+            env = {
+                **os.environ,
+                "EXERCISES_LEARNER_DIR": str(self.exercises),
+                "EXERCISES_LANG": self.language,  # _loopwatch speaks it too
+            }
             finished = subprocess.run(
                 command, cwd=self.root, capture_output=True, text=True, check=False, env=env
             )
@@ -379,7 +443,7 @@ def command_list(book: Workbook, args: argparse.Namespace) -> int:
                 book.say(
                     "phase_header",
                     number=phase.number,
-                    title=phase.title,
+                    title=book.phase_title(phase),
                     done=done,
                     count=len(phase.names),
                     bar=progress_bar(done, len(phase.names)),
@@ -388,15 +452,17 @@ def command_list(book: Workbook, args: argparse.Namespace) -> int:
         for name in phase.names:
             number += 1
             if not book.stub(name).exists():
-                label = "missing"
+                label = book.say("label_missing")
             elif not book.test_file(name).exists():
-                label = "no tests"
+                label = book.say("label_no_tests")
             elif outcomes[name].done:
-                label = "done"
+                label = book.say("label_done")
             else:
-                label = "todo"
+                label = book.say("label_todo")
                 next_name = next_name or name
-            print(f"  {number}. [{label:^8}] {name:<{width}}  {book.title(name)}")
+            padding = max(0, LABEL_WIDTH - display_width(label))
+            label = " " * (padding // 2) + label + " " * (padding - padding // 2)
+            print(f"  {number}. [{label}] {name:<{width}}  {book.title(name)}")
         print()
     done_count = sum(1 for name in names if name in outcomes and outcomes[name].done)
     print(book.say("progress", done=done_count, count=len(names)))
@@ -405,6 +471,14 @@ def command_list(book: Workbook, args: argparse.Namespace) -> int:
     elif all(name in outcomes and outcomes[name].done for name in names):
         print(book.say("all_done"))
     return EXIT_OK
+
+
+LABEL_WIDTH = 8
+
+
+def display_width(text: str) -> int:
+    """Columns the text takes in a terminal: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
 def progress_bar(done: int, count: int, width: int = 10) -> str:
@@ -437,7 +511,11 @@ def command_next(book: Workbook, args: argparse.Namespace) -> int:
             "next_is",
             name=name,
             title=book.title(name),
-            phase=f"{phase.number} ({phase.title})" if phase and phase.number else "-",
+            phase=(
+                book.say("phase_named", number=phase.number, title=book.phase_title(phase))
+                if phase and phase.number
+                else "-"
+            ),
         )
     )
     print(book.say("next_step", name=name))
@@ -488,9 +566,11 @@ def command_check(book: Workbook, args: argparse.Namespace) -> int:
     unknown_original = outcome.not_started and original_stub(book, name) is None
     if untouched(book, name) or unknown_original:
         print(book.say("not_started", name=name))
+        print(book.say("task_title", name=name, title=book.title(name)))
         return EXIT_FAILED
     failure = outcome.first_failure
     print(book.say("failing", name=name, **_counts(outcome)))
+    print(book.say("task_title", name=name, title=book.title(name)))
     if outcome.loop_blocked:
         print(book.say("loop_blocked", where=outcome.loop_blocked))
     elif outcome.time_limit:
@@ -526,6 +606,8 @@ def _indent(text: str) -> str:
 def command_hint(book: Workbook, args: argparse.Namespace) -> int:
     name = book.require(args.name)
     sections = book.hint_sections(name)
+    if sections and book.hints_untranslated(name):
+        print(book.say("hint_untranslated", name=name))
     if not sections:
         print(book.say("no_hints", name=name))
         return EXIT_OK
@@ -714,37 +796,62 @@ def command_run(book: Workbook, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(book: Workbook) -> argparse.ArgumentParser:
+    """The command line, its help texts in the workbook's language (keys help_*)."""
+    say = book.say
+    # --lang is accepted before or after the command; SUPPRESS keeps a later default from
+    # hiding an earlier value.
+    language = argparse.ArgumentParser(add_help=False)
+    language.add_argument(
+        "--lang", choices=LANGUAGES, default=argparse.SUPPRESS, help=say("help_lang")
+    )
     parser = argparse.ArgumentParser(
         prog="python -m exercises",
-        description="Check your exercises, watch them, get hints, run your server, start over.",
-        epilog="Exit status: 0 ok, 1 a check failed or nothing was done, 2 usage error.",
+        description=say("help_description"),
+        epilog=say("help_epilog"),
+        parents=[language],
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    listing = commands.add_parser("list", help="every exercise, done or not (the default)")
-    listing.add_argument("--rerun", action="store_true", help="ignore cached results")
-    commands.add_parser("next", help="name the exercise to do next")
-    check = commands.add_parser("check", help="run the tests of one exercise (default: the next)")
+
+    def command(name: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=say(f"help_{name}"), parents=[language])
+
+    listing = command("list")
+    listing.add_argument("--rerun", action="store_true", help=say("help_rerun"))
+    command("next")
+    check = command("check")
     check.add_argument("name", metavar="NAME", nargs="?")
-    watch = commands.add_parser(
-        "watch", help="check the current exercise each time you save it; move on when it passes"
-    )
+    watch = command("watch")
     watch.add_argument("name", metavar="NAME", nargs="?")
-    run = commands.add_parser(
-        "run", help="serve your chat server at its current phase-5 step on 127.0.0.1"
-    )
-    run.add_argument("name", metavar="NAME", nargs="?", help="a p5_ step (default: current)")
-    run.add_argument("--port", type=int, default=None, help="default: $PORT, else 8080")
-    hint = commands.add_parser("hint", help="show the next hint for an exercise")
+    run = command("run")
+    run.add_argument("name", metavar="NAME", nargs="?", help=say("help_run_name"))
+    run.add_argument("--port", type=int, default=None, help=say("help_port"))
+    task = command("task")
+    task.add_argument("name", metavar="NAME")
+    hint = command("hint")
     hint.add_argument("name", metavar="NAME")
-    hint.add_argument("--all", action="store_true", help="show again the hints seen so far")
-    reset = commands.add_parser("reset", help="put back the original stub of an exercise")
+    hint.add_argument("--all", action="store_true", help=say("help_hint_all"))
+    reset = command("reset")
     reset.add_argument("name", metavar="NAME")
-    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    solution = commands.add_parser("solution", help="show the solution once the tests pass")
+    reset.add_argument("--yes", action="store_true", help=say("help_yes"))
+    solution = command("solution")
     solution.add_argument("name", metavar="NAME")
-    solution.add_argument("--force", action="store_true", help="show it even if not passing")
+    solution.add_argument("--force", action="store_true", help=say("help_force"))
     return parser
+
+
+def command_task(book: Workbook, args: argparse.Namespace) -> int:
+    name = book.require(args.name)
+    text, fell_back = book.task(name)
+    if fell_back:
+        print(book.say("task_untranslated", name=name))
+    if not text:
+        print(book.say("task_missing", name=name))
+        return EXIT_FAILED
+    print(book.say("task_header", name=name))
+    print()
+    print(text)
+    return EXIT_OK
 
 
 COMMANDS = {
@@ -753,6 +860,7 @@ COMMANDS = {
     "check": command_check,
     "watch": command_watch,
     "run": command_run,
+    "task": command_task,
     "hint": command_hint,
     "reset": command_reset,
     "solution": command_solution,
@@ -760,10 +868,15 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # The language comes first: it decides how the command line itself is explained.
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--lang", default=None)
+    option = early.parse_known_args(argv)[0].lang
+    book = Workbook(repo_root(), choose_language(option))
+    args = build_parser(book).parse_args(argv)
     if args.command is None:
-        args = build_parser().parse_args(["list", *(argv or [])])
-    book = Workbook(repo_root())
+        args = build_parser(book).parse_args(["list", *argv])
     try:
         return COMMANDS[args.command](book, args)
     except UsageError as error:

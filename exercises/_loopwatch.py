@@ -26,6 +26,8 @@ from types import FrameType
 
 import pytest
 
+from ._checker import choose_language, load_messages
+
 SAMPLE_EVERY = 0.01
 QUIET_SAMPLES_TO_RESET = 3  # samples outside a blocking callback before the count restarts
 
@@ -90,11 +92,10 @@ class LoopWatch:
         if error is EventLoopBlocked:
             where = dict(self.properties).get("loop_blocked", "?")
             raise EventLoopBlocked(
-                f"the event loop was blocked for {self.blocked_after:g} s at {where}: "
-                "a call that does not await (time.sleep in an async def?)"
+                _say("loopwatch_blocked", seconds=f"{self.blocked_after:g}", where=where)
             )
         if error is TestTimeLimit:
-            raise TestTimeLimit(f"the test ran over its time limit of {self.limit:g} s")
+            raise TestTimeLimit(_say("loopwatch_time_limit", seconds=f"{self.limit:g}"))
 
     # in the watcher thread
 
@@ -152,6 +153,17 @@ class LoopWatch:
         self.blocked_lines.clear()
         assert self.main_id is not None
         signal.pthread_kill(self.main_id, signal.SIGUSR1)
+
+
+def _say(key: str, **values: str) -> str:
+    """A sentence from exercises/hints/messages*.toml, in the language the checker chose."""
+    messages = load_messages(Path(__file__).resolve().parent / "hints", _language())
+    return messages.get(key, key).strip("\n").format(**values)
+
+
+def _language() -> str:
+    chosen = os.environ.get("EXERCISES_LANG", "")  # set by the checker
+    return choose_language(chosen) if chosen else choose_language()
 
 
 _watch: LoopWatch | None = None

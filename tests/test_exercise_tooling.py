@@ -157,6 +157,10 @@ def workbook(tmp_path: Path) -> Path:
 def quiet_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "EXERCISES_"))}
     env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    # The checker follows the locale: these tests read its English, whatever the machine's.
+    for variable in ("LC_ALL", "LC_MESSAGES", "LANGUAGE"):
+        env.pop(variable, None)
+    env["LANG"] = "C.UTF-8"
     env.update(extra)
     return env
 
