@@ -626,3 +626,22 @@ async def test_the_page_speaks_english_to_other_browsers(
     await expect(page.page.locator("html")).to_have_attribute("lang", "zh-CN")
 
     assert_no_script_errors(page)
+
+
+async def test_the_exercise_banner_speaks_chinese(tmp_path: Path, open_page: OpenPage) -> None:
+    """On the learner's code (stubs not done), the banner says so in the browser's language,
+    with the command to run kept as code."""
+    server = ChatServer(tmp_path / "ex", tmp_path / "ex.log", "--exercises")
+    await server.start()
+    try:
+        page = await open_page(locale="zh-CN")
+        await page.page.goto(server.url)
+        item = page.by("banner").locator('li[data-exercise="heartbeat"]')
+        await expect(item).to_contain_text(page_text("zh", "exercise.heartbeat.title"))
+        await expect(item).to_contain_text(page_text("zh", "exercise.heartbeat.effect"))
+        await expect(item.locator("code")).to_have_text("python -m exercises check heartbeat")
+        await expect(page.by("banner").locator("strong").first).to_contain_text("练习")
+        assert_no_script_errors(page)
+    finally:
+        await server.stop()
+        server.close()
