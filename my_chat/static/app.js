@@ -114,7 +114,11 @@ function applyTexts(root) {
   for (const element of root.querySelectorAll("[data-i18n]")) {
     element.textContent = t(element.dataset.i18n);
   }
-  const attributes = { i18nPlaceholder: "placeholder", i18nTitle: "title", i18nAriaLabel: "aria-label" };
+  const attributes = {
+    i18nPlaceholder: "placeholder",
+    i18nTitle: "title",
+    i18nAriaLabel: "aria-label",
+  };
   for (const [data, attribute] of Object.entries(attributes)) {
     const selector = `[data-${data.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}]`;
     for (const element of root.querySelectorAll(selector)) {
