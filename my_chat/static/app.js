@@ -244,7 +244,9 @@ async function loadExerciseStatus() {
     item.dataset.exercise = name;
     const title = document.createElement("strong");
     title.textContent = number ? t(`exercise.${name}.title`) : name;
-    const which = number ? t("banner.numbered", { number, name }) : t("banner.unnumbered", { name });
+    const which = number
+      ? t("banner.numbered", { number, name })
+      : t("banner.unnumbered", { name });
     // "not done" is a stub that still raises NotImplementedError; anything else is what
     // went wrong when the server tried the learner's code.
     const how = status === "not done" ? t("banner.not_done") : t("banner.failing", { status });
