@@ -8,6 +8,7 @@ separate people would.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -125,6 +126,12 @@ class ChatServer:
             pytest.fail(f"my_chat ignored SIGTERM for {STOP_TIMEOUT} s:\n{self.log()}")
 
 
+def page_text(language: str, key: str) -> str:
+    """The chat page's text for ``key`` in ``language``, from its message table."""
+    path = PROJECT_ROOT / "my_chat" / "static" / "texts" / f"{language}.json"
+    return json.loads(path.read_text(encoding="utf-8"))[key]
+
+
 def exact_text(text: str) -> re.Pattern[str]:
     return re.compile(f"^{re.escape(text)}$")
 
@@ -175,7 +182,7 @@ class ChatPage:
         await expect(self.by("message-input")).to_have_value("")
 
 
-OpenPage = Callable[[], Awaitable[ChatPage]]
+OpenPage = Callable[..., Awaitable[ChatPage]]
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -206,11 +213,14 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def open_page(browser: Browser) -> AsyncIterator[OpenPage]:
-    """Opens a page in a fresh browser context: its own cookies and sessionStorage."""
+    """Opens a page in a fresh browser context: its own cookies and sessionStorage.
+
+    The browser's language is ``locale`` (what ``navigator.languages`` reports to the page).
+    """
     contexts: list[BrowserContext] = []
 
-    async def open_one() -> ChatPage:
-        context = await browser.new_context()
+    async def open_one(locale: str = "en-US") -> ChatPage:
+        context = await browser.new_context(locale=locale)
         contexts.append(context)
         page = await context.new_page()
         chat_page = ChatPage(page)
@@ -396,8 +406,11 @@ async def test_too_long_a_message_shows_the_servers_error(
     await alice.by("message-input").fill(too_long)
     await alice.by("message-input").press("Enter")
 
+    # The page shows its own text for the server's stable error code, not the server's English.
     status_line = alice.by("status-line")
-    await expect(status_line).to_have_text(server_message)
+    await expect(status_line).to_have_attribute("data-error", response.json()["error"])
+    await expect(status_line).to_have_text(page_text("en", f"error.{response.json()['error']}"))
+    assert server_message
     await expect(status_line).to_have_attribute("data-kind", "error")
     # The text stays in the box, so the writer can shorten it.
     await expect(alice.by("message-input")).to_have_value(too_long)
@@ -539,3 +552,96 @@ async def test_a_silent_stream_is_replaced_by_the_watchdog(
         await asyncio.sleep(0.1)
     assert len(connects.findall(chat_server.log())) == before + 1, chat_server.log()
     assert_no_script_errors(alice)
+
+
+async def labels_of(chat_page: ChatPage) -> dict[str, str]:
+    """What each element marked with data-i18n shows, by message key."""
+    return await chat_page.page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll("[data-i18n]")]
+            .map((element) => [element.dataset.i18n, element.textContent]))"""
+    )
+
+
+async def sign_up_refused(chat_page: ChatPage, base_url: str, name: str) -> Locator:
+    await chat_page.page.goto(base_url)
+    await chat_page.by("username").fill(name)
+    await chat_page.by("password").fill(PASSWORD)
+    await chat_page.by("signup").click()
+    status_line = chat_page.by("status-line")
+    await expect(status_line).to_have_attribute("data-error", "username_taken")
+    return status_line
+
+
+async def test_the_page_speaks_chinese_to_a_chinese_browser(
+    chat_server: ChatServer, open_page: OpenPage
+) -> None:
+    async with httpx.AsyncClient(base_url=chat_server.url) as client:
+        await api_token(client, "alice")
+
+    page = await open_page(locale="zh-CN")
+    status_line = await sign_up_refused(page, chat_server.url, "alice")
+    await expect(status_line).to_have_text(page_text("zh", "error.username_taken"))
+    await expect(page.page.locator("html")).to_have_attribute("lang", "zh-CN")
+    labels = await labels_of(page)
+    assert labels, "no element carries data-i18n"
+    assert labels == {key: page_text("zh", key) for key in labels}
+    await expect(page.by("login")).to_have_text("登录")
+    await expect(page.by("username")).to_have_attribute(
+        "placeholder", page_text("zh", "auth.name_placeholder")
+    )
+
+    await page.sign_up(chat_server.url, "bob")
+    await expect(page.state).to_have_text(page_text("zh", "connection.live"))
+    await expect(page.by("send")).to_have_text("发送")
+    await expect(page.by("message-input")).to_have_attribute(
+        "placeholder", page_text("zh", "composer.placeholder_room")
+    )
+    await page.send("你好")
+    await expect(page.room_message("你好")).to_have_count(1)
+    await page.by("logout").click()
+    await expect(page.by("status-line")).to_have_text(page_text("zh", "status.signed_out"))
+    await expect(page.state).to_have_text(page_text("zh", "connection.signed-out"))
+
+    assert_no_script_errors(page)
+
+
+@pytest.mark.parametrize("locale", ["en-US", "fr-FR"])
+async def test_the_page_speaks_english_to_other_browsers(
+    chat_server: ChatServer, open_page: OpenPage, locale: str
+) -> None:
+    async with httpx.AsyncClient(base_url=chat_server.url) as client:
+        await api_token(client, "alice")
+
+    page = await open_page(locale=locale)
+    status_line = await sign_up_refused(page, chat_server.url, "alice")
+    await expect(status_line).to_have_text(page_text("en", "error.username_taken"))
+    await expect(page.page.locator("html")).to_have_attribute("lang", "en")
+    labels = await labels_of(page)
+    assert labels == {key: page_text("en", key) for key in labels}
+    await expect(page.by("login")).to_have_text("Sign in")
+
+    # ?lang= overrides the browser's language.
+    await page.page.goto(f"{chat_server.url}/?lang=zh")
+    await expect(page.by("login")).to_have_text(page_text("zh", "auth.login"))
+    await expect(page.page.locator("html")).to_have_attribute("lang", "zh-CN")
+
+    assert_no_script_errors(page)
+
+
+async def test_the_exercise_banner_speaks_chinese(tmp_path: Path, open_page: OpenPage) -> None:
+    """On the learner's code (stubs not done), the banner says so in the browser's language,
+    with the command to run kept as code."""
+    server = ChatServer(tmp_path / "ex", tmp_path / "ex.log", "--exercises")
+    await server.start()
+    try:
+        page = await open_page(locale="zh-CN")
+        await page.page.goto(server.url)
+        item = page.by("banner").locator('li[data-exercise="heartbeat"]')
+        await expect(item).to_contain_text(page_text("zh", "exercise.heartbeat.title"))
+        await expect(item).to_contain_text(page_text("zh", "exercise.heartbeat.effect"))
+        await expect(item.locator("code")).to_have_text("python -m exercises check heartbeat")
+        await expect(page.by("banner").locator("strong").first).to_contain_text("练习")
+        assert_no_script_errors(page)
+    finally:
+        await server.stop()
+        server.close()

@@ -22,38 +22,15 @@ const PUSH_EVENTS = ["notice"];
 const RETRY_MIN_MS = 1000;
 // The `error` events that end a stream because its session ended (my_chat/sessions.py),
 // and what the page says then. The page signs out and does not reconnect.
-const SESSION_ENDED = {
-  session_revoked: "You were signed out (on this or another device). Please sign in again.",
-  session_expired: "Your session has expired. Please sign in again.",
-};
+// What the page says then is the message table's text for the code.
+const SESSION_ENDED = new Set(["session_revoked", "session_expired"]);
 const RETRY_MAX_MS = 10000;
 const HISTORY_PAGE = 50;
 
 // The exercises in the order `python -m exercises` lists them, and what the server does
 // while one is not done (see my_chat/server.py): it runs without that part.
-const EXERCISES = {
-  heartbeat: {
-    number: 1,
-    title: "Heartbeats",
-    effect: "streams get no heartbeats: the ♥ indicator stays empty, and a proxy may cut "
-      + "an idle connection.",
-  },
-  tokens: {
-    number: 2,
-    title: "Sign-in tokens",
-    effect: "sign-in uses sessions kept in memory, which a server restart forgets.",
-  },
-  message_store: {
-    number: 3,
-    title: "Message store",
-    effect: "messages are not stored: no history, and nothing to replay after a reconnection.",
-  },
-  private: {
-    number: 4,
-    title: "Private messages",
-    effect: "messages to one person are refused.",
-  },
-};
+// Their titles and effects are in the message tables, as exercise.NAME.title and .effect.
+const EXERCISES = { heartbeat: 1, tokens: 2, message_store: 3, private: 4 };
 
 const state = {
   me: null, // the signed-in user's name
@@ -69,6 +46,93 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------- the page's language
+
+// Every text the page shows comes from a message table, one JSON file per language in
+// /static/texts/, keyed by message key. The server's error codes are stable and in English;
+// the table maps each code (key "error.CODE") to readable text. The page follows the
+// browser's languages (the first one it has a table for), or ?lang=en|zh in the address.
+const LANGUAGES = ["en", "zh"];
+const DEFAULT_LANGUAGE = "en";
+const texts = { chosen: {}, fallback: {} };
+
+function pageLanguage() {
+  const asked = new URLSearchParams(window.location.search).get("lang");
+  const wanted = [asked, ...(navigator.languages || [navigator.language])];
+  for (const tag of wanted) {
+    const primary = String(tag || "").toLowerCase().split("-")[0];
+    if (LANGUAGES.includes(primary)) return primary;
+  }
+  return DEFAULT_LANGUAGE;
+}
+
+async function loadTable(language) {
+  try {
+    const response = await fetch(`/static/texts/${language}.json`, { credentials: "same-origin" });
+    return response.ok ? await response.json() : {};
+  } catch {
+    return {};
+  }
+}
+
+async function loadTexts() {
+  const language = pageLanguage();
+  const tables = [loadTable(DEFAULT_LANGUAGE)];
+  if (language !== DEFAULT_LANGUAGE) tables.push(loadTable(language));
+  const [fallback, chosen = fallback] = await Promise.all(tables);
+  texts.fallback = fallback;
+  texts.chosen = chosen;
+  document.documentElement.lang = language === "zh" ? "zh-CN" : language;
+  applyTexts(document);
+}
+
+// The text for `key`, with each {name} replaced by params[name]. A key missing from the
+// chosen table falls back to English, then to the key itself (visible, so it gets fixed).
+function t(key, params = {}) {
+  return tParts(key, params).map((part) => (typeof part === "string" ? part : part.textContent))
+    .join("");
+}
+
+// The same, as a list of strings and the nodes given as params: a sentence can hold an
+// element (a <code> command) wherever its language puts it, without innerHTML.
+function tParts(key, params = {}) {
+  const template = texts.chosen[key] ?? texts.fallback[key] ?? key;
+  return template.split(/(\{\w+\})/).filter(Boolean).map((piece) => {
+    const name = piece.startsWith("{") && piece.endsWith("}") ? piece.slice(1, -1) : null;
+    return name !== null && name in params ? params[name] : piece;
+  }).map((part) => (part instanceof Node ? part : String(part)));
+}
+
+function hasText(key) {
+  return key in texts.chosen || key in texts.fallback;
+}
+
+// Fills the elements marked in index.html: data-i18n (text), data-i18n-placeholder,
+// data-i18n-title, data-i18n-aria-label.
+function applyTexts(root) {
+  for (const element of root.querySelectorAll("[data-i18n]")) {
+    element.textContent = t(element.dataset.i18n);
+  }
+  const attributes = {
+    i18nPlaceholder: "placeholder",
+    i18nTitle: "title",
+    i18nAriaLabel: "aria-label",
+  };
+  for (const [data, attribute] of Object.entries(attributes)) {
+    const selector = `[data-${data.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}]`;
+    for (const element of root.querySelectorAll(selector)) {
+      element.setAttribute(attribute, t(element.dataset[data]));
+    }
+  }
+}
+
+// Readable text for a server error {error, message}: the table's text for its code, or the
+// server's own (English) message for a code the table does not know.
+function errorText(data, fallback = "") {
+  if (data && data.error && hasText(`error.${data.error}`)) return t(`error.${data.error}`);
+  return (data && data.message) || fallback;
+}
 
 function lastIdKey(name) {
   return `my_chat:last_event_id:${name}`;
@@ -91,7 +155,7 @@ async function api(method, path, body) {
     return {
       ok: false,
       status: 0,
-      data: { error: "network", message: "Cannot reach the server." },
+      data: { error: "network", message: t("error.network") },
     };
   }
   let data = null;
@@ -104,17 +168,17 @@ async function api(method, path, body) {
   }
   if (!response.ok && !(data && typeof data.message === "string")) {
     const answer = [response.status, response.statusText].filter(Boolean).join(" ");
-    data = { error: `http_${response.status}`, message: `The server answered ${answer}.` };
+    data = { error: `http_${response.status}`, message: t("error.http_status", { answer }) };
   }
   return { ok: response.ok, status: response.status, data };
 }
 
 function showApiError(result) {
   if (result.status === 401 && state.me) {
-    signedOut("Your session has ended. Please sign in again.");
+    signedOut(t("status.session_ended"));
     return;
   }
-  setStatus(result.data.message, "error", result.data.error);
+  setStatus(errorText(result.data), "error", result.data.error);
   if (result.data.error === "exercise_not_done") loadExerciseStatus();
 }
 
@@ -132,15 +196,8 @@ function clearStatus(kind) {
   if ($("status-line").dataset.kind === kind) setStatus("", "");
 }
 
-const CONNECTION_LABELS = {
-  connecting: "connecting…",
-  live: "live",
-  reconnecting: "reconnecting…",
-  offline: "offline",
-  "signed-out": "signed out",
-};
-
-function setConnection(name, label = CONNECTION_LABELS[name]) {
+// The badge's label for a state is the message connection.STATE.
+function setConnection(name, label = t(`connection.${name}`)) {
   const badge = $("connection-state");
   badge.dataset.state = name;
   badge.textContent = label;
@@ -157,7 +214,7 @@ function showHeartbeat(beat) {
   indicator.textContent = `♥ ${beat.type} ${when}`;
   indicator.dataset.type = beat.type;
   indicator.dataset.count = String(state.heartbeats);
-  indicator.title = `Last heartbeat: ${beat.type}, sent ${beat.data}`;
+  indicator.title = t("heartbeat.title", { type: beat.type, data: beat.data });
   // Restart the pulse animation: remove the class, force a style flush, add it again.
   indicator.classList.remove("beat");
   void indicator.offsetWidth;
@@ -168,7 +225,7 @@ async function loadExerciseStatus() {
   const result = await api("GET", "/api/status");
   if (!result.ok || !result.data) return;
   const { exercises = {}, mode = "" } = result.data;
-  $("mode").textContent = mode ? `mode: ${mode}` : "";
+  $("mode").textContent = mode ? t("footer.mode", { mode }) : "";
   const banner = $("banner");
   const unfinished = Object.entries(exercises).filter(([, status]) => status !== "done");
   if (unfinished.length === 0) {
@@ -178,22 +235,25 @@ async function loadExerciseStatus() {
   }
   const heading = document.createElement("strong");
   heading.textContent = unfinished.length === 1
-    ? "An exercise is not done yet."
-    : `${unfinished.length} exercises are not done yet.`;
+    ? t("banner.one")
+    : t("banner.many", { count: unfinished.length });
   const list = document.createElement("ul");
   for (const [name, status] of unfinished) {
-    const known = EXERCISES[name] || { title: name, effect: "this part of the server is off." };
+    const number = EXERCISES[name];
     const item = document.createElement("li");
     item.dataset.exercise = name;
     const title = document.createElement("strong");
-    title.textContent = `${known.title}: `;
-    const which = known.number ? `exercise ${known.number} (${name})` : `exercise ${name}`;
+    title.textContent = number ? t(`exercise.${name}.title`) : name;
+    const which = number
+      ? t("banner.numbered", { number, name })
+      : t("banner.unnumbered", { name });
     // "not done" is a stub that still raises NotImplementedError; anything else is what
     // went wrong when the server tried the learner's code.
-    const how = status === "not done" ? "is not done yet" : `does not work yet (${status})`;
+    const how = status === "not done" ? t("banner.not_done") : t("banner.failing", { status });
+    const effect = number ? t(`exercise.${name}.effect`) : t("banner.unknown_effect");
     const command = document.createElement("code");
     command.textContent = `python -m exercises check ${name}`;
-    item.append(title, `${which} ${how}, so ${known.effect} Run `, command, ".");
+    item.append(...tParts("banner.item", { title, which, how, effect, command }));
     list.append(item);
   }
   banner.replaceChildren(heading, list);
@@ -226,7 +286,7 @@ function peerButton(name, label) {
   button.className = "link peer";
   button.dataset.peer = name;
   button.textContent = label;
-  button.title = `Send ${name} a private message`;
+  button.title = t("peer.title", { name });
   button.addEventListener("click", () => pickRecipient(name));
   return button;
 }
@@ -246,7 +306,7 @@ function renderMessage(msg) {
     const peer = outgoing ? msg.to : msg.from;
     item.classList.add(outgoing ? "outgoing" : "incoming");
     item.dataset.to = msg.to;
-    meta.append(peerButton(peer, outgoing ? `to ${peer}` : `from ${peer}`));
+    meta.append(peerButton(peer, t(outgoing ? "peer.to" : "peer.from", { name: peer })));
   } else {
     const sender = document.createElement("span");
     sender.className = "from";
@@ -328,7 +388,7 @@ function renderOnline(users) {
     if (name === state.me) {
       item.classList.add("me");
       const label = document.createElement("span");
-      label.textContent = `${name} (you)`;
+      label.textContent = t("online.you", { name });
       item.append(label);
     } else {
       const button = peerButton(name, name);
@@ -346,12 +406,12 @@ function setRecipient(name) {
   state.recipient = name;
   const indicator = $("recipient");
   indicator.dataset.to = name || "";
-  $("recipient-name").textContent = name || "everyone";
+  $("recipient-name").textContent = name || t("composer.everyone");
   $("recipient-clear").hidden = !name;
   $("composer").classList.toggle("private", Boolean(name));
   $("message-input").placeholder = name
-    ? `Private message to ${name} — Enter sends`
-    : "Write a message — Enter sends, Shift+Enter for a new line";
+    ? t("composer.placeholder_private", { name })
+    : t("composer.placeholder_room");
   for (const item of $("online-list").children) {
     item.classList.toggle("selected", item.dataset.user === name);
   }
@@ -405,7 +465,7 @@ function openStream() {
 
   on("connection_id", (event) => {
     const data = parseData(event);
-    $("connection-state").title = `client id ${data.client_id}`;
+    $("connection-state").title = t("connection.client_id", { id: data.client_id });
   });
 
   // The whole list comes once per connection; after it, only changes.
@@ -442,15 +502,15 @@ function openStream() {
       state.olderExhausted = false;
       $("room-messages").replaceChildren();
       $("private-messages").replaceChildren();
-      addSystemLine("You were away a long time: showing the latest messages.");
+      addSystemLine(t("room.away"));
       loadHistory();
     }
   });
 
   on("reconnect", () => {
     // The server is going away and has set `retry:`; EventSource reconnects by itself.
-    setConnection("reconnecting", "server restarting, reconnecting…");
-    setStatus("Server restarting, reconnecting…", "connection");
+    setConnection("reconnecting", t("connection.server_restarting"));
+    setStatus(t("status.server_restarting"), "connection");
   });
 
   for (const name of PUSH_EVENTS) {
@@ -471,13 +531,13 @@ function openStream() {
   on("error", (event) => {
     if (typeof event.data === "string") {
       const data = parseData(event);
-      if (SESSION_ENDED[data.error]) {
+      if (SESSION_ENDED.has(data.error)) {
         // Signed out elsewhere, or the token expired: reconnecting would only be refused.
         closeStream();
-        signedOut(SESSION_ENDED[data.error]);
+        signedOut(errorText(data));
         return;
       }
-      setStatus(data.message || "The server closed the stream.", "error", data.error || "");
+      setStatus(errorText(data, t("status.stream_closed")), "error", data.error || "");
       return;
     }
     if (source.readyState === EventSource.CLOSED) {
@@ -495,7 +555,7 @@ function scheduleRetry() {
   // Some jitter, so that pages do not all come back at the same instant after a restart.
   const delay = Math.round(state.retryDelay * (0.8 + Math.random() * 0.4));
   state.retryDelay = Math.min(state.retryDelay * 2, RETRY_MAX_MS);
-  setConnection("offline", `offline — retrying in ${Math.ceil(delay / 1000)} s`);
+  setConnection("offline", t("connection.retrying", { seconds: Math.ceil(delay / 1000) }));
   state.retryTimer = setTimeout(retryNow, delay);
 }
 
@@ -508,7 +568,7 @@ async function retryNow() {
     if (result.data.username === state.me) openStream();
     else enterChat(result.data.username);
   } else if (result.status === 401) {
-    signedOut(state.me ? "Your session has ended. Please sign in again." : "");
+    signedOut(state.me ? t("status.session_ended") : "");
   } else {
     scheduleRetry();
   }
@@ -539,7 +599,7 @@ function watchForSilence(source) {
       lastSign = Date.now(); // EventSource is reconnecting by itself; silence starts after
     } else if (Date.now() - lastSign > SILENCE_LIMIT_MS) {
       clearInterval(timer);
-      setStatus("No heartbeat for over a minute: reconnecting…", "connection");
+      setStatus(t("status.silence"), "connection");
       openStream();
     }
   }, SILENCE_CHECK_MS);
@@ -640,7 +700,7 @@ async function onLogout() {
   const name = state.me;
   await api("POST", "/api/logout");
   if (name) sessionStorage.removeItem(lastIdKey(name));
-  signedOut("Signed out.");
+  signedOut(t("status.signed_out"));
 }
 
 function onComposerKey(event) {
@@ -652,6 +712,7 @@ function onComposerKey(event) {
 }
 
 async function start() {
+  await loadTexts();
   $("auth-form").addEventListener("submit", onAuthSubmit);
   $("composer").addEventListener("submit", onSend);
   $("message-input").addEventListener("keydown", onComposerKey);
@@ -663,12 +724,12 @@ async function start() {
   });
 
   loadExerciseStatus();
-  setConnection("connecting", "checking session…");
+  setConnection("connecting", t("connection.checking"));
   const result = await api("GET", "/api/me");
   if (result.ok) enterChat(result.data.username);
   else if (result.status === 401) signedOut();
   else {
-    setStatus(result.data.message, "error", result.data.error);
+    setStatus(errorText(result.data), "error", result.data.error);
     scheduleRetry();
   }
 }
