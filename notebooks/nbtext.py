@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,15 @@ class Messages:
 
     def label(self, name: str) -> str:
         return self.labels.get(name, name)
+
+    @staticmethod
+    def pad(text: str, columns: int) -> str:
+        """``text`` left-aligned in ``columns`` terminal columns (a CJK character takes two)."""
+        return text + " " * max(0, columns - display_width(text))
+
+
+def display_width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
 def messages(notebook: str) -> Messages:
