@@ -8,7 +8,7 @@ DEST ?= student-release
 HAS_SOLUTIONS := $(wildcard solutions/__init__.py)
 
 PHONY_EXTRA := test-browser test-redis test-nginx measure-redis-hop grpc-stubs config-example \
-               api-transcripts
+               api-transcripts notebooks-zh
 .PHONY: $(PHONY_EXTRA) help setup chat chat-exercises test lint format lab docs docs-build bench \
         bench-quick check watch next hint task run-step student-release student-release-check clean
 
@@ -110,6 +110,10 @@ config-example: $(STAMP)
 api-transcripts: $(STAMP)
 	$(PY) tools/make_api_transcripts.py $(ARGS)
 
+# The Chinese notebooks, notebooks/NAME.zh.ipynb (git-ignored), from notebooks/zh/NAME.toml.
+notebooks-zh: $(STAMP)
+	$(PY) tools/notebooks_zh.py
+
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(ARGS)
 
@@ -121,6 +125,7 @@ test: $(STAMP)
 	$(PY) tools/make_exercises.py --check
 	$(PY) -m pytest -p no:cacheprovider --ignore=tests/test_site.py
 	$(PY) tools/check_stubs_fail.py
+	$(PY) tools/notebooks_zh.py
 	$(PY) -m pytest -p no:cacheprovider --nbmake notebooks/
 	$(PY) tools/build_docs.py
 	$(PY) -m pytest -p no:cacheprovider tests/test_site.py

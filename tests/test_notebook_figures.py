@@ -66,3 +66,14 @@ def test_ansi_colours_are_removed():
     notebook.cells.append(cell)
     assert notebook_figures.cell_text(notebook, "c1") == "red"
     assert re.fullmatch(r"red", notebook_figures.cell_text(notebook, "c1"))
+
+
+def test_a_chinese_page_shows_what_the_chinese_notebook_printed(tmp_path: Path):
+    staging = staged_copy(tmp_path, "2 streams open; the server runs 7 tasks:\n")
+    chinese = nbformat.read(staging / NOTEBOOK, as_version=4)
+    for cell in chinese.cells:
+        if cell.get("id") == CELL:
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="2 个事件流\n")]
+    nbformat.write(chinese, staging / NOTEBOOK.replace(".ipynb", ".zh.ipynb"))
+    assert "2 个事件流" in notebook_figures.render(MARKER, staging=staging, language="zh")
+    assert "2 个事件流" not in notebook_figures.render(MARKER, staging=staging, language="en")

@@ -152,7 +152,7 @@ def test_no_generated_marker_is_left_in_the_site():
 ZH = SITE / "zh"
 CJK_FONT = "Noto Sans CJK SC"  # Debian's fonts-noto-cjk, installed by .ci/run
 # Pages to open: the translated start page and glossary, a chapter that may still fall back
-# to English, and a notebook page (the Chinese site shows the English notebooks for now).
+# to English, and a Chinese notebook page (built by tools/notebooks_zh.py).
 ZH_PAGES = ["", "glossary/", "04-gateway-module-by-module/", "notebooks/01_im_basics/"]
 # Renders each character alone in the page's own font. With no font that has the glyph,
 # Chromium draws the same empty box (.notdef) for all of them: identical pixels mean tofu.
@@ -186,6 +186,17 @@ def nav_translations() -> tuple[list[str], dict[str, str]]:
     block = text[text.index("nav_translations:") : text.index("\nnav:\n")]
     pairs = re.findall(r"^ {12}(?:\"([^\"\n]+)\"|([^\"\n:]+)): (.+)$", block, re.M)
     return labels, {quoted or plain: label for quoted, plain, label in pairs}
+
+
+def test_the_chinese_notebook_page_is_the_chinese_notebook_with_its_figures():
+    chinese = (ZH / "notebooks/01_im_basics/index.html").read_text(encoding="utf-8")
+    english = (SITE / "notebooks/01_im_basics/index.html").read_text(encoding="utf-8")
+    assert "即时通信基础" in chinese and "即时通信基础" not in english
+    assert 'use_language("zh")' in chinese  # the one cell the English notebook lacks
+    if "every method delivered all" in english:  # an executed build: Chinese output, figures
+        assert "每种方式都送达了全部" in chinese
+        figure = '<img src="data:image/png'
+        assert chinese.count(figure) == english.count(figure) > 0
 
 
 def test_every_navigation_label_has_a_chinese_translation():

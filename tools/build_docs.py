@@ -19,9 +19,12 @@ to a chapter or notebook that does not exist, or any other link out of ``noteboo
 under ``--strict`` (with ``--no-strict`` it is only reported).
 
 The site has two editions (mkdocs-static-i18n, see mkdocs.yml): English at the root and
-Chinese under ``zh/``, built in one mkdocs run. The Chinese site shows the same staged
-(English) notebooks, under ``zh/notebooks/``; their relative links therefore stay within the
-Chinese site, and their links to chapter sections are checked in both editions.
+Chinese under ``zh/``, built in one mkdocs run. First ``tools/notebooks_zh.py`` builds the
+Chinese notebooks, ``notebooks/NAME.zh.ipynb`` (same code, Chinese markdown and output); they
+are executed and staged like the others, and the ``.zh`` suffix makes each the Chinese page
+``zh/notebooks/NAME/``. A notebook without a Chinese edition shows its English one there.
+Relative links therefore stay within each edition, and links to chapter sections are checked
+in both editions.
 
 Exit status is non-zero when a notebook raises, a cell runs longer than the timeout, a
 notebook links to a missing page, or mkdocs reports any warning.
@@ -41,6 +44,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import notebooks_zh
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -133,6 +139,12 @@ def stage_notebooks(*, run: bool, strict: bool) -> list[tuple[str, str, str]]:
         shutil.rmtree(STAGING)
     STAGING.mkdir(parents=True)
     (STAGING / ".gitignore").write_text("# Built by tools/build_docs.py; never committed.\n*\n")
+    # The Chinese notebooks (NAME.zh.ipynb) are built beside the English ones first; the
+    # suffix makes mkdocs-static-i18n publish each as the Chinese page of NAME.
+    try:
+        notebooks_zh.build_all()
+    except ValueError as error:  # a translation of an English cell that has changed since
+        raise BuildError(str(error)) from None
     sources = sorted(NOTEBOOKS.glob("*.ipynb")) if NOTEBOOKS.is_dir() else []
     names = {path.stem for path in sources}
     problems: list[str] = []

@@ -24,6 +24,8 @@ Both editions (mkdocs-static-i18n builds the site once per language):
   be published as downloads (mkdocs-static-i18n issue #198), and the Chinese build would
   write the (English) notebook pages over the English site's. After it has run, each
   ``.ipynb`` is marked a page again and, in the Chinese build, placed under ``zh/``.
+  A Chinese notebook is staged as ``NAME.zh.ipynb`` (``tools/notebooks_zh.py``), so the
+  plugin's suffix rule makes it NAME's Chinese page; other notebooks show the English one.
 
 mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML need fixing:
 

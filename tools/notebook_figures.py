@@ -74,6 +74,10 @@ def render(
             raise FigureError(f"{origin}: no notebook {notebook}")
         link = f'<a href="{_page_url(notebook)}#cell-id={cell_id}">{words["link"]}</a>'
         staged = staging / notebook
+        # A Chinese page shows what the Chinese notebook printed, where there is one.
+        localized = staging / notebook.replace(".ipynb", f".{language}.ipynb")
+        if language != text_facts.DEFAULT_LANGUAGE and localized.is_file():
+            staged = localized
         source = staged if staged.is_file() else NOTEBOOKS / notebook
         try:
             text = cell_text(nbformat.read(source, as_version=4), cell_id)
