@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from my_chat import auth, chat, connection, push
+from my_chat import auth, chat, connection, openapi, push
 from my_chat.accounts import AccountStore
 from my_chat.broker import LocalBroker
 from my_chat.client_manager import ClientManager
@@ -236,6 +236,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[SETTINGS] = settings
     for table in (auth.routes, chat.routes, connection.routes, push.routes, status_routes):
         app.add_routes(table)
+    app.add_routes(openapi.routes)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_say_goodbye)
