@@ -8,6 +8,11 @@ client that reconnects with ``Last-Event-ID`` gets exactly what it missed.
   old rows are deleted, so they can be the SSE ``id:`` of each message.
 - ``append`` stores one message and commits before it returns: once the sender hears "201",
   the message is on disk.
+- Every write (``append``, ``prune``) runs inside ``write_transaction(self.db)`` from
+  ``my_chat.transaction``: the block commits when it ends, and rolls back when anything in
+  it fails. A failed write (text SQLite cannot store, a locked database) raises its error,
+  and the next write works as if it had never been tried; without the rollback the
+  connection would keep the database's write lock and every later message would fail.
 - ``after``, ``before`` and ``latest`` return messages in id order (oldest first), and only
   those ``viewer`` may see: the room's (``recipient IS NULL``) and private ones the viewer
   sent or received.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import aiosqlite
 
 from my_chat.events import Message
+from my_chat.transaction import write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -51,7 +57,7 @@ class MessageStore:
 
     async def append(self, sender: str, text: str, to: str | None, timestamp: int) -> Message:
         """Store one message, commit, and return it with the id SQLite gave it."""
-        # TODO: INSERT, commit, and build the Message from cursor.lastrowid
+        # TODO: INSERT in a write_transaction; the Message from cursor.lastrowid
         raise NotImplementedError("TODO: append() in exercises/message_store.py")
 
     async def after(self, last_id: int, viewer: str, limit: int) -> list[Message]:
@@ -72,5 +78,5 @@ class MessageStore:
     async def prune(self, keep_count: int, older_than: int | None) -> int:
         """Keep at most ``keep_count`` newest messages (0: no cap) and delete every message
         with a timestamp below ``older_than`` (ms; None: no age cap). Returns how many went."""
-        # TODO: two DELETEs, one commit, and the number of rows deleted
+        # TODO: two DELETEs in one write_transaction, and the number of rows deleted
         raise NotImplementedError("TODO: prune() in exercises/message_store.py")

@@ -15,6 +15,8 @@ import sqlite3
 
 import aiosqlite
 
+from my_chat.transaction import write_transaction
+
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
 
@@ -65,11 +67,11 @@ class AccountStore:
     async def create(self, username: str, password: str, created_ms: int) -> None:
         password_hash = await asyncio.to_thread(hash_password, password)
         try:
-            await self.db.execute(
-                "INSERT INTO accounts (username, password_hash, created) VALUES (?, ?, ?)",
-                (username, password_hash, created_ms),
-            )
-            await self.db.commit()
+            async with write_transaction(self.db):
+                await self.db.execute(
+                    "INSERT INTO accounts (username, password_hash, created) VALUES (?, ?, ?)",
+                    (username, password_hash, created_ms),
+                )
         except sqlite3.IntegrityError:
             raise UsernameTaken(username) from None
 

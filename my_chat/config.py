@@ -41,6 +41,16 @@ class Settings:
     jwt_secret: str | None = None
     service_key: str | None = None
 
+    # Limits against abuse and failure (the security appendix explains each one).
+    # Seconds between retention sweeps; a failed sweep is retried sooner, backing off.
+    retention_interval: float = 60.0
+    # Open streams one user may have, and the whole server (0 turns a cap off).
+    max_streams_per_user: int = 20
+    max_streams: int = 10_000
+    # Messages one resume (Last-Event-ID) replays at most; a client further behind is told
+    # with a ``recovered`` event and loads the rest through the paged history API.
+    replay_max: int = 1000
+
     exercises: bool = False
     redis_url: str | None = None
     log_level: str = "info"

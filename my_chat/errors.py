@@ -117,12 +117,35 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     except web.HTTPRequestEntityTooLarge:
         raise TooLarge("body_too_large", "the request body is too large") from None
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("invalid_json", "the body must be a JSON object")
+    if not _is_unicode(body):
+        raise BadRequest(
+            "invalid_unicode",
+            "the body holds a lone surrogate (such as \\ud800), which is not Unicode text",
+        )
     return body
+
+
+def _refuse_constant(name: str) -> object:
+    # NaN and Infinity are not JSON (RFC 8259), though Python reads them; browsers cannot.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _is_unicode(body: dict[str, Any]) -> bool:
+    """False if any string in ``body`` holds a lone surrogate, which UTF-8 cannot encode.
+
+    JSON lets ``"\\ud800"`` through and Python decodes it to a string that SQLite, Redis and
+    PyJWT then fail on; refusing it here keeps it out of every handler at once.
+    """
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def require_string(body: dict[str, Any], field: str) -> str:

@@ -14,7 +14,8 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -37,7 +38,7 @@ logger = logging.getLogger("my_chat")
 
 STATIC_DIR = Path(__file__).parent / "static"
 SETTINGS = web.AppKey("settings", Settings)
-RETENTION_SWEEP_SECONDS = 60.0
+TASKS = web.AppKey("background_tasks", list)
 
 
 def read_or_create_secret(given: str | None, env_name: str, path: Path) -> tuple[str, bool]:
@@ -126,7 +127,13 @@ async def open_services(settings: Settings, manager: ClientManager, parts):
     return accounts, store, LocalBroker(store, manager, parts)
 
 
-async def retention_sweep(context: ServiceContext) -> None:
+async def retention_sweep(context: ServiceContext, backoff: Backoff) -> None:
+    """Prune old messages every ``retention_interval`` seconds, forever.
+
+    A sweep that fails (the database is locked, Redis is away) is logged and tried again
+    sooner, backing off; it never ends the task. A store without ``prune`` (an exercise not
+    finished yet) keeps the task idle rather than ended, so ``/healthz`` stays truthful.
+    """
     settings = context.settings
     while True:
         older_than = None
@@ -135,41 +142,110 @@ async def retention_sweep(context: ServiceContext) -> None:
         try:
             deleted = await context.store.prune(settings.retention_count, older_than)
         except NotImplementedError:
-            return
+            deleted = 0
+        except Exception as error:
+            delay = backoff.failed()
+            logger.warning("retention sweep failed (%r); trying again in %.1f s", error, delay)
+            await asyncio.sleep(delay)
+            continue
+        backoff.succeeded()
         if deleted:
             logger.info("retention: deleted %d old messages", deleted)
-        await asyncio.sleep(RETENTION_SWEEP_SECONDS)
+        await asyncio.sleep(settings.retention_interval)
+
+
+class Backoff:
+    """Waits that double after each failure in a row, from ``first`` up to ``most`` seconds.
+
+    ``failures`` counts every failure since start-up; ``/healthz`` shows it.
+    """
+
+    def __init__(self, first: float, most: float) -> None:
+        self.first, self.most = first, max(first, most)
+        self.in_a_row = 0
+        self.failures = 0
+
+    def failed(self) -> float:
+        self.in_a_row += 1
+        self.failures += 1
+        return min(self.most, self.first * 2 ** min(self.in_a_row - 1, 30))
+
+    def succeeded(self) -> None:
+        self.in_a_row = 0
+
+
+async def supervised(name: str, loop: Callable[[], Awaitable[None]], backoff: Backoff) -> None:
+    """Run ``loop()``, and run it again after a pause whenever it raises.
+
+    The heartbeat loops come from the exercises, so they may raise; a bug in one tick must
+    not end the heartbeats for good. If ``loop()`` returns, the task ends, and
+    ``/healthz`` reports it as stopped.
+    """
+    while True:
+        started = time.monotonic()
+        try:
+            await loop()
+            logger.error("background task %s returned; it is meant to run forever", name)
+            return
+        except Exception:
+            if time.monotonic() - started > 60:
+                backoff.succeeded()  # it ran a good while: start the back-off over
+            delay = backoff.failed()
+            logger.exception("background task %s failed; restarting it in %.1f s", name, delay)
+        await asyncio.sleep(delay)
+
+
+@dataclass
+class BackgroundTask:
+    task: asyncio.Task
+    backoff: Backoff
+
+    def state(self) -> dict[str, object]:
+        return {"running": not self.task.done(), "failures": self.backoff.failures}
 
 
 # --8<-- [start:background-tasks]
-def background_tasks(context: ServiceContext) -> list[asyncio.Task]:
-    tasks = [asyncio.create_task(retention_sweep(context), name="retention")]
+def background_tasks(context: ServiceContext) -> list[BackgroundTask]:
+    """The retention sweep and the two heartbeat loops, each restarted after an error."""
+    settings = context.settings
+    retention = Backoff(first=1.0, most=settings.retention_interval)
+    tasks = [
+        BackgroundTask(
+            asyncio.create_task(retention_sweep(context, retention), name="retention"), retention
+        )
+    ]
     if context.parts.done("heartbeat"):
-        heartbeat = context.parts.heartbeat
-        settings = context.settings
-        tasks.append(
-            asyncio.create_task(
-                heartbeat.periodic_heartbeats(context.manager, settings.periodic_interval),
-                name="periodic-heartbeats",
-            )
-        )
-        tasks.append(
-            asyncio.create_task(
-                heartbeat.healthcheck_heartbeats(context.manager, settings.healthcheck_interval),
-                name="healthcheck-heartbeats",
-            )
-        )
-    for task in tasks:
-        task.add_done_callback(_report_crash)
+        heartbeat, manager = context.parts.heartbeat, context.manager
+        loops = {
+            "periodic-heartbeats": lambda: heartbeat.periodic_heartbeats(
+                manager, settings.periodic_interval
+            ),
+            "healthcheck-heartbeats": lambda: heartbeat.healthcheck_heartbeats(
+                manager, settings.healthcheck_interval
+            ),
+        }
+        for name, loop in loops.items():
+            backoff = Backoff(first=0.5, most=30.0)
+            task = asyncio.create_task(supervised(name, loop, backoff), name=name)
+            tasks.append(BackgroundTask(task, backoff))
+    for background in tasks:
+        background.task.add_done_callback(_report_stop)
     return tasks
 
 
 # --8<-- [end:background-tasks]
 
 
-def _report_crash(task: asyncio.Task) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("background task %s stopped: %r", task.get_name(), task.exception())
+def _report_stop(task: asyncio.Task) -> None:
+    if task.cancelled():
+        return  # shutting down
+    error = task.exception()
+    logger.error("background task %s stopped%s", task.get_name(), f": {error!r}" if error else "")
+
+
+def stopped_tasks(app: web.Application) -> list[str]:
+    """The background tasks that ended while the server still runs (none should)."""
+    return sorted(b.task.get_name() for b in app.get(TASKS, []) if b.task.done())
 
 
 # --8<-- [start:lifecycle]
@@ -178,10 +254,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[CONTEXT] = context
     await context.broker.start()
     tasks = background_tasks(context)
+    app[TASKS] = tasks
     yield
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for background in tasks:
+        background.task.cancel()
+    await asyncio.gather(*(b.task for b in tasks), return_exceptions=True)
     await context.broker.stop()
     await context.store.close()
     await context.accounts.close()
@@ -220,7 +297,21 @@ async def status(request: web.Request) -> web.Response:
 
 @status_routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+    """200 while every background task runs; 503 naming the ones that stopped."""
+    stopped = stopped_tasks(request.app)
+    tasks = {b.task.get_name(): b.state() for b in request.app.get(TASKS, [])}
+    if stopped:
+        return web.json_response(
+            {
+                "ok": False,
+                "error": "background_task_stopped",
+                "message": f"background task(s) stopped: {', '.join(stopped)}",
+                "stopped": stopped,
+                "tasks": tasks,
+            },
+            status=503,
+        )
+    return web.json_response({"ok": True, "tasks": tasks})
 
 
 @status_routes.get("/")

@@ -8,6 +8,11 @@ client that reconnects with ``Last-Event-ID`` gets exactly what it missed.
   old rows are deleted, so they can be the SSE ``id:`` of each message.
 - ``append`` stores one message and commits before it returns: once the sender hears "201",
   the message is on disk.
+- Every write (``append``, ``prune``) runs inside ``write_transaction(self.db)`` from
+  ``my_chat.transaction``: the block commits when it ends, and rolls back when anything in
+  it fails. A failed write (text SQLite cannot store, a locked database) raises its error,
+  and the next write works as if it had never been tried; without the rollback the
+  connection would keep the database's write lock and every later message would fail.
 - ``after``, ``before`` and ``latest`` return messages in id order (oldest first), and only
   those ``viewer`` may see: the room's (``recipient IS NULL``) and private ones the viewer
   sent or received.
@@ -19,6 +24,7 @@ from __future__ import annotations
 import aiosqlite
 
 from my_chat.events import Message
+from my_chat.transaction import write_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -55,12 +61,12 @@ class MessageStore:
 
     async def append(self, sender: str, text: str, to: str | None, timestamp: int) -> Message:
         """Store one message, commit, and return it with the id SQLite gave it."""
-        ### BEGIN SOLUTION: INSERT, commit, and build the Message from cursor.lastrowid
-        cursor = await self.db.execute(
-            "INSERT INTO messages (sender, recipient, text, timestamp) VALUES (?, ?, ?, ?)",
-            (sender, to, text, timestamp),
-        )
-        await self.db.commit()
+        ### BEGIN SOLUTION: INSERT in a write_transaction; the Message from cursor.lastrowid
+        async with write_transaction(self.db):
+            cursor = await self.db.execute(
+                "INSERT INTO messages (sender, recipient, text, timestamp) VALUES (?, ?, ?, ?)",
+                (sender, to, text, timestamp),
+            )
         return Message(id=cursor.lastrowid, sender=sender, to=to, text=text, timestamp=timestamp)
         ### END SOLUTION
 
@@ -96,20 +102,20 @@ class MessageStore:
     async def prune(self, keep_count: int, older_than: int | None) -> int:
         """Keep at most ``keep_count`` newest messages (0: no cap) and delete every message
         with a timestamp below ``older_than`` (ms; None: no age cap). Returns how many went."""
-        ### BEGIN SOLUTION: two DELETEs, one commit, and the number of rows deleted
+        ### BEGIN SOLUTION: two DELETEs in one write_transaction, and the number of rows deleted
         deleted = 0
-        if keep_count > 0:
-            cursor = await self.db.execute(
-                "DELETE FROM messages WHERE id <= (SELECT id FROM messages"
-                " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                (keep_count,),
-            )
-            deleted += cursor.rowcount
-        if older_than is not None:
-            cursor = await self.db.execute(
-                "DELETE FROM messages WHERE timestamp < ?", (older_than,)
-            )
-            deleted += cursor.rowcount
-        await self.db.commit()
+        async with write_transaction(self.db):
+            if keep_count > 0:
+                cursor = await self.db.execute(
+                    "DELETE FROM messages WHERE id <= (SELECT id FROM messages"
+                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (keep_count,),
+                )
+                deleted += cursor.rowcount
+            if older_than is not None:
+                cursor = await self.db.execute(
+                    "DELETE FROM messages WHERE timestamp < ?", (older_than,)
+                )
+                deleted += cursor.rowcount
         return deleted
         ### END SOLUTION

@@ -109,3 +109,19 @@ async def test_ids_never_come_back_after_deletes(store):
     assert await store.after(0, "alice", 10) == []
     again = await store.append("alice", "again", None, 1)
     assert again.id > sent[-1].id
+
+
+async def test_a_failed_append_is_rolled_back_and_writing_goes_on(store, tmp_path):
+    # UTF-8 cannot encode a lone surrogate, so SQLite refuses this text inside the INSERT.
+    with pytest.raises(UnicodeEncodeError):
+        await store.append("alice", "x\ud800", None, 1)
+    assert await store.after(0, "alice", 10) == []  # a read after the failure
+    # Another connection (another process) writes meanwhile: no lock was left behind.
+    with sqlite3.connect(tmp_path / "chat.sqlite3", timeout=1) as other:
+        other.execute(
+            "INSERT INTO messages (sender, recipient, text, timestamp)"
+            " VALUES ('bob', NULL, 'hi', 2)"
+        )
+    fine = await store.append("alice", "fine", None, 3)
+    assert [m.text for m in await store.after(0, "alice", 10)] == ["hi", "fine"]
+    assert fine.text == "fine"
