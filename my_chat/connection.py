@@ -50,9 +50,13 @@ MAX_EVENT_ID = 2**63 - 1
 
 def requested_last_event_id(request: web.Request) -> int | None:
     """The id to resume after: the ``Last-Event-ID`` header, else ``?last_event_id=``."""
-    raw = request.headers.get("Last-Event-ID")
-    if raw is None:
-        raw = request.query.get("last_event_id")
+    # Both are checked, so a bad one is refused even when the other one wins.
+    from_header = _event_id(request.headers.get("Last-Event-ID"))
+    from_query = _event_id(request.query.get("last_event_id"))
+    return from_header if from_header is not None else from_query
+
+
+def _event_id(raw: str | None) -> int | None:
     if raw is None or raw.strip() == "":
         return None
     raw = raw.strip()

@@ -26,7 +26,7 @@ from my_chat.broker import LocalBroker
 from my_chat.client_manager import ClientManager
 from my_chat.config import Settings
 from my_chat.context import CONTEXT, ServiceContext
-from my_chat.errors import json_errors
+from my_chat.errors import NotFound, json_errors
 from my_chat.events import RECONNECT, ReconnectData, to_json
 from my_chat.history import NoHistory
 from my_chat.parts import check_parts, import_parts, status_lines
@@ -319,6 +319,19 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+# Not add_static: its FileResponse answers a missing file with an empty, untyped 404 that no
+# middleware sees. The page's few files are known at start-up; anything else is a JSON 404.
+STATIC_FILES = frozenset(p.name for p in STATIC_DIR.iterdir() if p.is_file())
+
+
+@status_routes.get("/static/{filename}")
+async def static_file(request: web.Request) -> web.FileResponse:
+    filename = request.match_info["filename"]
+    if filename not in STATIC_FILES:
+        raise NotFound("not_found", f"there is no static file {filename!r}")
+    return web.FileResponse(STATIC_DIR / filename)
+
+
 # --8<-- [start:create-app]
 def create_app(settings: Settings | None = None) -> web.Application:
     """The whole chat server as one aiohttp application."""
@@ -328,7 +341,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     for table in (auth.routes, chat.routes, connection.routes, push.routes, status_routes):
         app.add_routes(table)
     app.add_routes(openapi.routes)
-    app.router.add_static("/static/", STATIC_DIR, append_version=False)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_say_goodbye)
     return app
