@@ -90,3 +90,16 @@ class AccountStore:
             "SELECT username FROM accounts WHERE username = ?", (username,)
         )
         return rows[0][0] if rows else None
+
+    async def set_password(self, username: str, password: str) -> None:
+        """Store a new password hash for an existing account (a password change)."""
+        password_hash = await asyncio.to_thread(hash_password, password)
+        try:
+            await self.db.execute(
+                "UPDATE accounts SET password_hash = ? WHERE username = ?",
+                (password_hash, username),
+            )
+            await self.db.commit()
+        except BaseException:
+            await self.db.rollback()
+            raise

@@ -18,11 +18,17 @@ from my_chat.context import context_of
 from my_chat.errors import (
     BadRequest,
     Conflict,
+    Forbidden,
     InvalidToken,
     TooManyRequests,
     Unauthorized,
     read_json_object,
     require_string,
+)
+from my_chat.sessions import (
+    SESSION_REVOKED,
+    Session,
+    SessionRevoked,
 )
 
 SESSION_COOKIE = "my_chat_session"
@@ -41,11 +47,22 @@ def bearer_token(request: web.Request) -> str | None:
 
 def authenticate(request: web.Request) -> str:
     """The signed-in user, from the bearer token or the session cookie; else ``401``."""
+    return authenticate_session(request).user
+
+
+def authenticate_session(request: web.Request) -> Session:
+    """The session of the bearer token or the cookie; ``401`` if missing, invalid or ended.
+
+    An expired token is ``invalid_token`` like any other bad token; one that was signed out
+    is ``session_revoked``, so a client can tell "sign in again" from "your token is broken".
+    """
     token = bearer_token(request) or request.cookies.get(SESSION_COOKIE)
     if not token:
         raise Unauthorized("not_signed_in", "sign in first: send a bearer token or the cookie")
     try:
         return context_of(request).sessions.verify(token)
+    except SessionRevoked:
+        raise Unauthorized(SESSION_REVOKED, "this session was signed out; sign in again") from None
     except InvalidToken as error:
         raise Unauthorized("invalid_token", f"the token is not valid: {error}") from None
 
@@ -131,11 +148,58 @@ async def login(request: web.Request) -> web.Response:
     return signed_in(request, stored_name, 200)
 
 
+# --8<-- [start:logout]
 @routes.post("/api/logout")
 async def logout(request: web.Request) -> web.Response:
+    """End the session of the token this was called with (its streams close); always 204."""
+    try:
+        session = authenticate_session(request)
+    except Unauthorized:
+        session = None  # no session, or one that has ended already: nothing to revoke
+    if session is not None:
+        await context_of(request).sessions.revoke(session)
+    return signed_out()
+
+
+@routes.post("/api/logout-all")
+async def logout_all(request: web.Request) -> web.Response:
+    """End every session of the signed-in user, on every device and every process."""
+    user = authenticate(request)
+    await context_of(request).sessions.revoke_all(user)
+    return signed_out()
+
+
+@routes.post("/api/password")
+async def change_password(request: web.Request) -> web.Response:
+    """Set a new password (the old one is required); every other session of the user ends."""
+    context = context_of(request)
+    user = authenticate(request)
+    body = await read_json_object(request)
+    old_password = require_string(body, "old_password")
+    new_password = require_string(body, "new_password")
+    if not MIN_PASSWORD <= len(new_password) <= MAX_PASSWORD:
+        raise BadRequest(
+            "invalid_password", f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+        )
+    key = f"{client_address(request)}|{user.lower()}"
+    if context.login_limiter.peek(key) > 0:
+        limit(context.login_limiter, key, "failed password checks")
+    if await context.accounts.check_password(user, old_password) is None:
+        context.login_limiter.retry_after(key)  # count the failure, as a failed sign-in
+        raise Forbidden("wrong_password", "the old password is not right")
+    await context.accounts.set_password(user, new_password)
+    await context.sessions.revoke_all(user)
+    # This device stays signed in, with a token of the new generation.
+    return signed_in(request, user, 200)
+
+
+def signed_out() -> web.Response:
     response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+# --8<-- [end:logout]
 
 
 @routes.get("/api/me")

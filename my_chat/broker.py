@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from my_chat.client_manager import ClientManager, Frame
 from my_chat.events import PRESENCE, Message, PresenceData, to_json
@@ -18,8 +18,14 @@ from my_chat.history import message_frame
 from my_chat.parts import Parts
 from my_chat.sse import encode_event
 
+if TYPE_CHECKING:
+    from my_chat.sessions import Revocations
+
 
 class Broker(Protocol):
+    # Where the broker applies revocations made by other processes (Redis mode only).
+    revocations: Revocations | None
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -46,6 +52,7 @@ class LocalBroker:
         # Store-then-deliver runs one message at a time: ids are handed out in the order
         # messages are delivered, so a client never sees id 7 before id 6 and resumes past 6.
         self._publish_lock = asyncio.Lock()
+        self.revocations: Revocations | None = None  # one process: nobody else revokes
 
     async def start(self) -> None:
         return None

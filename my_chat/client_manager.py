@@ -27,6 +27,7 @@ import asyncio
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 logger = logging.getLogger("my_chat")
 
@@ -62,6 +63,7 @@ class Connection:
         "_transport",
         "closed",
         "id",
+        "session",
         "slow",
         "user",
     )
@@ -86,6 +88,9 @@ class Connection:
         # While history is replayed, live frames wait here, so that nothing arrives twice
         # or out of order; see ``start_replay``.
         self._pending: list[Frame] | None = None
+        # The session the stream was opened with (a my_chat.sessions.Session): a revocation
+        # closes the streams whose session it ends.
+        self.session: Any = None
 
     # --8<-- [start:connection-send]
     def send(self, frame: Frame | bytes) -> bool:

@@ -13,13 +13,15 @@ Two things differ from the guide, on purpose:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 import uuid
 
 from aiohttp import web
 
-from my_chat.auth import authenticate
+from my_chat.auth import authenticate_session
 from my_chat.client_manager import Connection
 from my_chat.context import ServiceContext, context_of
 from my_chat.errors import BadRequest
@@ -32,6 +34,7 @@ from my_chat.events import (
     to_json,
 )
 from my_chat.history import replay
+from my_chat.sessions import SESSION_EXPIRED, SESSION_REVOKED, Session, end_streams
 from my_chat.sse import encode_event
 
 logger = logging.getLogger("my_chat")
@@ -90,7 +93,8 @@ def opening_frames(context: ServiceContext, connection: Connection) -> bytes:
 @routes.get("/sse")
 async def stream(request: web.Request) -> web.StreamResponse:
     context = context_of(request)
-    user = authenticate(request)
+    session = authenticate_session(request)
+    user = session.user
     last_event_id = requested_last_event_id(request)
 
     response = web.StreamResponse(headers=STREAM_HEADERS)
@@ -105,9 +109,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
         chunked=response.chunked,
         buffer_limit=context.settings.buffer_limit,
     )
+    connection.session = session
     connection.start_replay()
     first_of_user = context.manager.register(connection)
     logger.info("connect client=%s user=%s", connection.id, user)
+    expiry = close_when_expired(connection, session)
+    if context.sessions.is_revoked(session):
+        end_streams([connection], SESSION_REVOKED)  # signed out while this stream opened
     try:
         # The first write goes through aiohttp, which sends the headers with it.
         await response.write(opening_frames(context, connection))
@@ -141,6 +149,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.abort()
     finally:
+        expiry.cancel()
         last_of_user = context.manager.unregister(connection)
         logger.info(
             "disconnect client=%s user=%s%s",
@@ -157,6 +166,23 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 
 # --8<-- [end:stream]
+
+
+# --8<-- [start:expiry]
+def close_when_expired(connection: Connection, session: Session) -> asyncio.TimerHandle:
+    """End the stream with ``session_expired`` when its token expires.
+
+    One timer per stream rather than a periodic sweep over all of them: the timer costs one
+    push onto the event loop's heap when the stream opens and one cancel when it closes,
+    and fires only for the rare stream that outlives its token (the ttl is a day), exactly
+    on time. A sweep would visit every open stream on every round, and close late by up to
+    its period.
+    """
+    delay = max(0.0, session.expires - time.time())
+    return asyncio.get_running_loop().call_later(delay, end_streams, [connection], SESSION_EXPIRED)
+
+
+# --8<-- [end:expiry]
 
 
 def _room_only(message, viewer: str) -> bool:

@@ -81,6 +81,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
@@ -103,6 +104,9 @@ from my_chat.redis_store import (
     message_from_entry,
 )
 from my_chat.sse import encode_event
+
+if TYPE_CHECKING:
+    from my_chat.sessions import Revocations
 
 logger = logging.getLogger("my_chat")
 
@@ -289,6 +293,73 @@ return queued
 )
 
 
+# --8<-- [start:revocation-scripts]
+# Revocations: kept in Redis for processes that start later, and announced on the events
+# stream so that every running process applies them (and closes its streams) at once.
+REVOKED_TOKENS_KEY = "my_chat:revoked_tokens"  # sorted set: token id -> expiry (ms)
+GENERATIONS_KEY = "my_chat:token_generations"  # hash: username -> generation
+
+# KEYS: revoked tokens, events. ARGV: token id, expiry ms, user, events maxlen.
+REVOKE_TOKEN_SCRIPT = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'kind', 'revoke', 'user', ARGV[3],
+    'token', ARGV[1], 'expires', ARGV[2])
+return 1
+"""
+
+# KEYS: generations, events. ARGV: user, events maxlen. Returns the new generation.
+REVOKE_USER_SCRIPT = """
+local generation = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'kind', 'revoke_all',
+    'user', ARGV[1], 'generation', generation)
+return generation
+"""
+# --8<-- [end:revocation-scripts]
+
+
+class RedisRevocations:
+    """The revocation store of :mod:`my_chat.sessions`, in Redis (shared by every process)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._revoke_token = redis.register_script(REVOKE_TOKEN_SCRIPT)
+        self._revoke_user = redis.register_script(REVOKE_USER_SCRIPT)
+
+    async def load(self, now: float) -> tuple[dict[str, float], dict[str, int]]:
+        revoked = await self.redis.zrangebyscore(
+            REVOKED_TOKENS_KEY, int(now * 1000), "+inf", withscores=True
+        )
+        generations = await self.redis.hgetall(GENERATIONS_KEY)
+        return (
+            {token.decode(): score / 1000 for token, score in revoked},
+            {user.decode(): int(value) for user, value in generations.items()},
+        )
+
+    async def revoke_token(self, user: str, token_id: str, expires: float) -> None:
+        try:
+            await self._revoke_token(
+                keys=[REVOKED_TOKENS_KEY, EVENTS_KEY],
+                args=[token_id, int(expires * 1000), user, EVENTS_MAXLEN],
+            )
+        except RedisError as error:
+            raise RedisUnavailable("signing out", error) from error
+
+    async def revoke_user(self, user: str) -> int:
+        try:
+            generation = await self._revoke_user(
+                keys=[GENERATIONS_KEY, EVENTS_KEY], args=[user, EVENTS_MAXLEN]
+            )
+        except RedisError as error:
+            raise RedisUnavailable("signing out everywhere", error) from error
+        return int(generation)
+
+    async def close(self) -> None:
+        return None  # the broker owns the Redis client
+
+
 def presence_ttl_from_env() -> float:
     raw = os.environ.get("MY_CHAT_PRESENCE_TTL", "")
     if not raw:
@@ -350,6 +421,8 @@ class RedisBroker:
         self._presence_lock = asyncio.Lock()
         self._presence_out_of_date = False
         self._tasks: list[asyncio.Task] = []
+        # Set by my_chat.sessions: the reader applies other processes' revocations there.
+        self.revocations: Revocations | None = None
         self._presence = redis.register_script(PRESENCE_SCRIPT)
         self._reap = redis.register_script(REAP_SCRIPT)
         self._online = redis.register_script(ONLINE_SCRIPT)
@@ -486,6 +559,7 @@ class RedisBroker:
                     self.delivered_message_id,
                 )
                 lost_at, backoff = None, 0.05
+                await self._reload_revocations()
             for stream, entries in reply or []:
                 if stream == _MESSAGES:
                     self._deliver_messages(entries)
@@ -523,8 +597,27 @@ class RedisBroker:
                 elif kind == b"push":
                     users = json.loads(fields[b"users"])
                     self.manager.send_to_users(users, Frame(fields[b"frame"]))
+                elif kind == b"revoke" and self.revocations is not None:
+                    self.revocations.token_revoked(
+                        fields[b"user"].decode(),
+                        fields[b"token"].decode(),
+                        int(fields[b"expires"]) / 1000,
+                    )
+                elif kind == b"revoke_all" and self.revocations is not None:
+                    self.revocations.generation_reached(
+                        fields[b"user"].decode(), int(fields[b"generation"])
+                    )
             except Exception:
                 logger.exception("could not deliver event %s", entry_id)
+
+    async def _reload_revocations(self) -> None:
+        """After an outage, in case the capped events stream dropped revocations meanwhile."""
+        if self.revocations is None:
+            return
+        try:
+            self.revocations.load(*await RedisRevocations(self.redis).load(time.time()))
+        except RedisError as error:
+            logger.warning("could not reload the revoked sessions (%s)", error)
 
     async def _check_not_rewound(self) -> None:
         """After an outage: if Redis came back with fewer messages, it lost data."""

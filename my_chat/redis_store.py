@@ -265,3 +265,14 @@ class RedisAccountStore:
         except RedisError as error:
             raise RedisUnavailable("looking up the account", error) from error
         return json.loads(raw) if raw is not None else None
+
+    async def set_password(self, username: str, password: str) -> None:
+        """Store a new password hash for an existing account (a password change)."""
+        record = await self._record(username)
+        if record is None:
+            return
+        record["password_hash"] = await asyncio.to_thread(hash_password, password)
+        try:
+            await self.redis.hset(ACCOUNTS_KEY, username.lower(), json.dumps(record))
+        except RedisError as error:
+            raise RedisUnavailable("changing the password", error) from error

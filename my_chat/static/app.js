@@ -20,6 +20,12 @@ const PUSH_EVENTS = ["notice"];
 // When EventSource gives up (readyState CLOSED, e.g. after a 401 or a 5xx answer),
 // the page retries by itself, doubling the wait from RETRY_MIN_MS up to RETRY_MAX_MS.
 const RETRY_MIN_MS = 1000;
+// The `error` events that end a stream because its session ended (my_chat/sessions.py),
+// and what the page says then. The page signs out and does not reconnect.
+const SESSION_ENDED = {
+  session_revoked: "You were signed out (on this or another device). Please sign in again.",
+  session_expired: "Your session has expired. Please sign in again.",
+};
 const RETRY_MAX_MS = 10000;
 const HISTORY_PAGE = 50;
 
@@ -449,6 +455,12 @@ function openStream() {
   on("error", (event) => {
     if (typeof event.data === "string") {
       const data = parseData(event);
+      if (SESSION_ENDED[data.error]) {
+        // Signed out elsewhere, or the token expired: reconnecting would only be refused.
+        closeStream();
+        signedOut(SESSION_ENDED[data.error]);
+        return;
+      }
       setStatus(data.message || "The server closed the stream.", "error", data.error || "");
       return;
     }
