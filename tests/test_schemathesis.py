@@ -88,6 +88,13 @@ def test_the_server_keeps_every_promise_of_its_openapi_document(server_process, 
     for phase in ("Coverage", "Fuzzing", "Stateful"):
         assert f"✅  {phase}" in output, output
     assert "API Links:" in output, output
+    # The run's token still works: had a sign-out revoked it, every later request would have
+    # been a 401, which Schemathesis accepts, and the run would have tested nothing.
+    me = urllib.request.Request(
+        f"{server.url}/api/me", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(me, timeout=10) as response:
+        assert json.loads(response.read()) == {"username": "schemathesis"}
     # No handler failed, even where the answer still looked fine. (aiohttp logs the requests
     # its parser refuses, such as the probe with a NUL byte in a header; those are not ours.)
     for failure in ("unexpected error in", "stream failed"):
