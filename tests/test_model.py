@@ -619,6 +619,7 @@ def model_settings() -> settings:
             stateful_step_count=60,
             deadline=None,
             database=None,
+            print_blob=True,
             suppress_health_check=list(HealthCheck),
         )
     return settings(
