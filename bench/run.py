@@ -462,6 +462,11 @@ class Target:
                 str(self.data_dir),
                 "--signup-per-minute",
                 "0",
+                # The benchmark measures capacity: its streams share few accounts, so no caps.
+                "--max-streams-per-user",
+                "0",
+                "--max-streams",
+                "0",
                 *self.extra_args,
             ]
             ready = "/api/status"

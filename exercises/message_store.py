@@ -12,7 +12,8 @@ client that reconnects with ``Last-Event-ID`` gets exactly what it missed.
   ``my_chat.transaction``: the block commits when it ends, and rolls back when anything in
   it fails. A failed write (text SQLite cannot store, a locked database) raises its error,
   and the next write works as if it had never been tried; without the rollback the
-  connection would keep the database's write lock and every later message would fail.
+  connection stays inside the failed transaction, and later writes fail with "database is
+  locked".
 - ``after``, ``before`` and ``latest`` return messages in id order (oldest first), and only
   those ``viewer`` may see: the room's (``recipient IS NULL``) and private ones the viewer
   sent or received.

@@ -19,6 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from my_chat.config import Settings
+from my_chat.deadlines import ChatRunner, ClientDeadlines
 from my_chat.errors import StartupError
 from my_chat.server import create_app
 
@@ -100,6 +101,56 @@ def parse_args(argv: list[str] | None = None) -> Settings:
         help="sign-ups per address and minute, 0 for no limit (%(default)s)",
     )
     parser.add_argument(
+        "--max-streams-per-user",
+        type=int,
+        default=defaults.max_streams_per_user,
+        help="open streams one user may have, 0 for no cap (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-streams",
+        type=int,
+        default=defaults.max_streams,
+        help="open streams in this process, 0 for no cap (%(default)s)",
+    )
+    parser.add_argument(
+        "--replay-max",
+        type=int,
+        default=defaults.replay_max,
+        help="messages one resume replays at most, 0 for no cap (%(default)s)",
+    )
+    parser.add_argument(
+        "--head-timeout",
+        type=float,
+        default=defaults.request_head_timeout,
+        dest="request_head_timeout",
+        help="seconds a client has to send a whole request head, 0 for no limit (%(default)s)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=defaults.request_body_timeout,
+        dest="request_body_timeout",
+        help="seconds a client has to send a request body, 0 for no limit (%(default)s)",
+    )
+    parser.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=defaults.keepalive_timeout,
+        help="seconds an idle keep-alive connection stays open (%(default)s)",
+    )
+    parser.add_argument(
+        "--presence-grace",
+        type=float,
+        default=defaults.presence_grace,
+        help="seconds before a user whose last stream closed is announced offline (%(default)s)",
+    )
+    parser.add_argument(
+        "--presence-window",
+        type=float,
+        default=defaults.presence_window,
+        help="presence changes are sent at most once per this many seconds (%(default)s)",
+    )
+    parser.add_argument(
         "--exercises",
         action="store_true",
         help="run on your code in exercises/ instead of solutions/",
@@ -122,7 +173,13 @@ def parse_args(argv: list[str] | None = None) -> Settings:
 # --8<-- [start:run]
 async def run(settings: Settings) -> None:
     app = create_app(settings)
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=1.0, access_log=None)
+    runner = ChatRunner(
+        app,
+        ClientDeadlines.of(settings),
+        handler_cancellation=True,
+        shutdown_timeout=1.0,
+        access_log=None,
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=4096)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import sqlite3
@@ -16,6 +17,8 @@ import sqlite3
 import aiosqlite
 
 from my_chat.transaction import write_transaction
+
+logger = logging.getLogger("my_chat")
 
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
 MIN_PASSWORD, MAX_PASSWORD = 8, 256
@@ -44,6 +47,21 @@ class UsernameTaken(Exception):
     pass
 
 
+# --8<-- [start:skeleton]
+# Letters and digits that ordinary fonts draw alike: I (capital i), l and 1; O and 0.
+_LOOK_ALIKES = str.maketrans({"i": "l", "1": "l", "0": "o"})
+
+
+def name_skeleton(username: str) -> str:
+    """The key of every name that looks like ``username``: ``aIice``, ``alice`` and
+    ``ALICE`` all give ``allce``. Two accounts may not share one, so nobody can register a
+    name that passes for someone else's on the page."""
+    return username.lower().translate(_LOOK_ALIKES)
+
+
+# --8<-- [end:skeleton]
+
+
 class AccountStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
@@ -58,8 +76,42 @@ class AccountStore:
             " password_hash TEXT NOT NULL,"
             " created INTEGER NOT NULL)"
         )
+        # One row per account: its name's skeleton, which no other account may share.
+        await db.execute(
+            "CREATE TABLE IF NOT EXISTS account_skeletons ("
+            " skeleton TEXT PRIMARY KEY, username TEXT NOT NULL COLLATE NOCASE)"
+        )
         await db.commit()
-        return cls(db)
+        store = cls(db)
+        await store._add_missing_skeletons()
+        return store
+
+    async def _add_missing_skeletons(self) -> None:
+        """Give accounts made before skeletons existed theirs.
+
+        Two old accounts that already look alike both keep working (neither user can be
+        renamed from here); the warning names them, and no third one can join them.
+        """
+        rows = await self.db.execute_fetchall(
+            "SELECT username FROM accounts WHERE username NOT IN"
+            " (SELECT username FROM account_skeletons)"
+        )
+        if not rows:
+            return
+        clashes = []
+        async with write_transaction(self.db):
+            for (username,) in rows:
+                cursor = await self.db.execute(
+                    "INSERT OR IGNORE INTO account_skeletons (skeleton, username) VALUES (?, ?)",
+                    (name_skeleton(username), username),
+                )
+                if cursor.rowcount == 0:
+                    clashes.append(username)
+        if clashes:
+            logger.warning(
+                "accounts whose names look like an older account's (both kept): %s",
+                ", ".join(sorted(clashes)),
+            )
 
     async def close(self) -> None:
         await self.db.close()
@@ -67,10 +119,15 @@ class AccountStore:
     async def create(self, username: str, password: str, created_ms: int) -> None:
         password_hash = await asyncio.to_thread(hash_password, password)
         try:
+            # Both rows or neither: a name whose skeleton is taken rolls the account back.
             async with write_transaction(self.db):
                 await self.db.execute(
                     "INSERT INTO accounts (username, password_hash, created) VALUES (?, ?, ?)",
                     (username, password_hash, created_ms),
+                )
+                await self.db.execute(
+                    "INSERT INTO account_skeletons (skeleton, username) VALUES (?, ?)",
+                    (name_skeleton(username), username),
                 )
         except sqlite3.IntegrityError:
             raise UsernameTaken(username) from None
@@ -94,12 +151,8 @@ class AccountStore:
     async def set_password(self, username: str, password: str) -> None:
         """Store a new password hash for an existing account (a password change)."""
         password_hash = await asyncio.to_thread(hash_password, password)
-        try:
+        async with write_transaction(self.db):
             await self.db.execute(
                 "UPDATE accounts SET password_hash = ? WHERE username = ?",
                 (password_hash, username),
             )
-            await self.db.commit()
-        except BaseException:
-            await self.db.rollback()
-            raise

@@ -24,6 +24,9 @@ async def send_message(request: web.Request) -> web.Response:
         raise TooLarge(
             "text_too_long", f"a message is at most {context.settings.max_text} characters"
         )
+    # Rate-limit before looking the recipient up: a 404 for an unknown name would otherwise
+    # let anyone test a thousand names a second.
+    limit(context.message_limiter, sender, "messages")
     to = body.get("to")
     if to is not None:
         if not isinstance(to, str) or not to:
@@ -37,7 +40,6 @@ async def send_message(request: web.Request) -> web.Response:
             sender, canonical or to, recipient_exists=canonical is not None
         )
         to = canonical
-    limit(context.message_limiter, sender, "messages")
     message = await context.broker.publish(sender, text, to)
     return web.json_response(message.to_payload(), status=201)
 

@@ -36,6 +36,19 @@ class Settings:
     signup_per_minute: int = 30
     login_failures_per_minute: int = 10
 
+    # --- Issue 11, items 2 and 4: slow clients and presence churn ---
+    # Deadlines for a client, in seconds (0 turns one off; see my_chat/deadlines.py): the
+    # whole request head, then the body, and how long an idle keep-alive connection stays.
+    request_head_timeout: float = 10.0
+    request_body_timeout: float = 30.0
+    keepalive_timeout: float = 75.0
+    # A user whose last stream closes is announced offline only after this many seconds, so
+    # a reconnection in between announces nothing; changes go out at most once per window.
+    # The grace outlasts the reconnection delay a page is told (retry_ms, 3 s).
+    presence_grace: float = 5.0
+    presence_window: float = 0.25
+    # --- end of issue 11 items 2 and 4 ---
+
     token_ttl: float = 24 * 3600.0
     # Secrets: from the environment if set there, else generated once into ``data_dir``.
     jwt_secret: str | None = None
@@ -50,6 +63,9 @@ class Settings:
     # Messages one resume (Last-Event-ID) replays at most; a client further behind is told
     # with a ``recovered`` event and loads the rest through the paged history API.
     replay_max: int = 1000
+    # Origins besides the server's own (its Host) whose pages may POST, e.g. when a proxy
+    # rewrites Host: ("https://chat.example.com",).
+    allowed_origins: tuple[str, ...] = ()
 
     exercises: bool = False
     redis_url: str | None = None

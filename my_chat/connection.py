@@ -24,7 +24,7 @@ from aiohttp import web
 from my_chat.auth import authenticate_session
 from my_chat.client_manager import Connection
 from my_chat.context import ServiceContext, context_of
-from my_chat.errors import BadRequest
+from my_chat.errors import ApiError, BadRequest, TooManyRequests
 from my_chat.events import (
     CONNECTION_ID,
     HEARTBEAT_INITIAL,
@@ -68,6 +68,28 @@ def _event_id(raw: str | None) -> int | None:
     return int(raw)
 
 
+def check_stream_caps(context: ServiceContext, user: str) -> None:
+    """Refuse a stream over the per-user or the server-wide cap, before any header is sent.
+
+    The counts are this process's: behind a load balancer each process applies its own caps.
+    """
+    settings, manager = context.settings, context.manager
+    if settings.max_streams and len(manager) >= settings.max_streams:
+        raise ApiError(
+            "server_full",
+            "the server has as many streams open as it takes; try again later",
+            status=503,
+            headers={"Retry-After": "10"},
+        )
+    per_user = settings.max_streams_per_user
+    if per_user and len(manager.connections_of(user)) >= per_user:
+        raise TooManyRequests(
+            "too_many_streams",
+            f"you have {per_user} streams open, the most one user may; close one first",
+            headers={"Retry-After": "10"},
+        )
+
+
 # --8<-- [start:opening]
 def opening_frames(context: ServiceContext, connection: Connection) -> bytes:
     frames = [
@@ -96,6 +118,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     session = authenticate_session(request)
     user = session.user
     last_event_id = requested_last_event_id(request)
+    check_stream_caps(context, user)
 
     response = web.StreamResponse(headers=STREAM_HEADERS)
     if request.version >= (1, 1):
@@ -123,7 +146,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await context.broker.user_online(user)
         # Who is online, for this stream only; the presence changes after it are held back
         # with the live frames, so the page applies them on top of this list, in order.
-        online = OnlineData(await context.broker.online_users())
+        online = OnlineData(await context.broker.online_snapshot(user))
         await response.write(encode_event(to_json(online), event=ONLINE))
         may_see = context.parts.private.may_see if context.parts.done("private") else _room_only
         last_replayed = await replay(
@@ -133,6 +156,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             may_see,
             last_event_id,
             context.settings.history_on_connect,
+            context.settings.replay_max,
         )
         connection.finish_replay(last_replayed)
         await connection.closed

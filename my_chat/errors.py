@@ -117,7 +117,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     except web.HTTPRequestEntityTooLarge:
         raise TooLarge("body_too_large", "the request body is too large") from None
     try:
-        body = json.loads(raw, parse_constant=_refuse_constant)
+        body = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("invalid_json", "the body is not valid JSON") from None
     if not isinstance(body, dict):
@@ -133,6 +133,13 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 def _refuse_constant(name: str) -> object:
     # NaN and Infinity are not JSON (RFC 8259), though Python reads them; browsers cannot.
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e999 reads as infinity
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value
 
 
 def _is_unicode(body: dict[str, Any]) -> bool:

@@ -20,9 +20,10 @@ PRESENCE: Final = "presence"
 ONLINE: Final = "online"
 RECONNECT: Final = "reconnect"
 ERROR: Final = "error"
+RECOVERED: Final = "recovered"
 
 RESERVED_EVENTS: Final = frozenset(
-    {CONNECTION_ID, HEARTBEAT, MESSAGE, PRESENCE, ONLINE, RECONNECT, ERROR}
+    {CONNECTION_ID, HEARTBEAT, MESSAGE, PRESENCE, ONLINE, RECONNECT, ERROR, RECOVERED}
 )
 
 # Heartbeat kinds: sent once on connect, broadcast to all on a timer, and per connection.
@@ -110,6 +111,20 @@ class OnlineData:
 class ReconnectData:
     reason: str
     retry_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveredData:
+    """Sent instead of a replay when a client resumes from further back than one replay sends.
+
+    ``recovered`` is false: the messages after ``last_event_id`` were not all sent, only the
+    latest ones; the client reloads its history through ``GET /api/history`` (Centrifugo
+    tells its clients the same with ``recovered: false``).
+    """
+
+    recovered: bool
+    last_event_id: int
+    replay_max: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import itertools
 from typing import Any
 
 from my_chat.client_manager import Connection, Frame
-from my_chat.events import MESSAGE, Message, to_json
+from my_chat.events import MESSAGE, RECOVERED, Message, RecoveredData, to_json
 from my_chat.sse import encode_event
 
 REPLAY_PAGE = 500
@@ -26,19 +26,36 @@ def message_frame(message: Message) -> Frame:
 
 
 async def replay(
-    store: Any, connection: Connection, write, may_see, last_event_id: int | None, count: int
+    store: Any,
+    connection: Connection,
+    write,
+    may_see,
+    last_event_id: int | None,
+    count: int,
+    replay_max: int = 0,
 ) -> int:
     """Write the history ``connection`` missed; returns the last id written (0 if none).
 
-    With ``last_event_id``: every message after it, page by page. Without: the latest
-    ``count``. ``may_see`` is checked again for every message, so a store that returned too
-    much cannot leak a private message.
+    With ``last_event_id``: every message after it, page by page, but at most
+    ``replay_max`` (0: no cap). A client further behind gets a ``recovered`` event saying
+    so and then, as on a first connection, the latest ``count``. Without
+    ``last_event_id``: the latest ``count``. ``may_see`` is checked again for every
+    message, so a store that returned too much cannot leak a private message.
     """
     viewer = connection.user
     if last_event_id is None:
         batch = await store.latest(viewer, count) if count > 0 else []
         await _write_visible(batch, viewer, write, may_see)
         return batch[-1].id if batch else 0
+    if replay_max > 0:
+        # One read of at most replay_max + 1 messages tells "all of it" from "too far behind".
+        batch = await store.after(last_event_id, viewer, replay_max + 1)
+        if len(batch) > replay_max:
+            gap = RecoveredData(recovered=False, last_event_id=last_event_id, replay_max=replay_max)
+            await write(encode_event(to_json(gap), event=RECOVERED))
+            return await replay(store, connection, write, may_see, None, count)
+        await _write_visible(batch, viewer, write, may_see)
+        return batch[-1].id if batch else last_event_id
     last_written = last_event_id
     while not connection.closed.done():
         batch = await store.after(last_written, viewer, REPLAY_PAGE)

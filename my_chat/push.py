@@ -21,6 +21,9 @@ from my_chat.sse import encode_event
 
 routes = web.RouteTableDef()
 
+# EventSource itself dispatches these: a pushed "open" or "error" would fire the page's own
+# connection handlers, and "message" is what onmessage and unnamed events get.
+BROWSER_EVENTS = frozenset({"open", "error", "message"})
 EVENT_NAME = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 MAX_USERS_PER_PUSH = 10_000
 MAX_DATA_BYTES = 32 * 1024
@@ -33,7 +36,7 @@ def checked_event_name(value: object) -> str:
         raise BadRequest(
             "invalid_event", "'event' must be 1 to 64 letters, digits, '_', '.', ':' or '-'"
         )
-    if value in RESERVED_EVENTS:
+    if value in RESERVED_EVENTS or value in BROWSER_EVENTS:
         raise BadRequest("reserved_event", f"'{value}' is one of the server's own event names")
     return value
 

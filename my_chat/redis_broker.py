@@ -48,6 +48,11 @@ process that checks (each one does, every ``ttl / 3`` seconds) removes its hash 
 ``presence`` offline for the users who are not online elsewhere. The ttl is
 ``MY_CHAT_PRESENCE_TTL`` seconds (default 15).
 
+As in one process (:class:`~my_chat.broker.PresenceBatcher`), a user whose last stream here
+closes stays listed, as ``grace``, for the grace period, so a reconnection to this process or
+to another one announces nothing; and the users whose streams opened or closed are reported
+together, once per presence window, in one script call.
+
 What ``queued`` means here
 --------------------------
 The push API answers ``{"queued": N}``. With one process, N is the number of connections
@@ -55,9 +60,9 @@ the frame was handed to. With Redis, the process that takes the request cannot s
 processes' sockets, so N is counted in Redis, in the same script that adds the event to the
 bus: the connections that the addressed users (everybody, for a broadcast) had **on all
 live processes** at that moment, as the processes last reported them. A user's first and
-last connection are reported at once; how many more devices they have is refreshed every
-``ttl / 3`` seconds. Accepted, not delivered: as in the single process, a client may still
-go away before it reads the event.
+last connection are reported within a presence window; how many more devices they have is
+refreshed every ``ttl / 3`` seconds. Accepted, not delivered: as in the single process, a
+client may still go away before it reads the event.
 
 When Redis goes away
 --------------------
@@ -89,6 +94,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisError
 
+from my_chat.broker import PresenceBatcher
 from my_chat.client_manager import ClientManager, Frame
 from my_chat.config import Settings
 from my_chat.errors import StartupError
@@ -160,7 +166,8 @@ end
 # --8<-- [start:presence-script]
 # KEYS: processes, events. ARGV: prefix, this process, ttl ms, events maxlen, mode, then
 # user, connections, user, connections, ... Modes: 'set' reports those users only,
-# 'replace' reports every user of this process, 'leave' removes the process.
+# 'replace' reports every user of this process, 'leave' removes the process. Connections
+# 'grace' lists a user whose last stream here closed less than the grace period ago.
 PRESENCE_SCRIPT = (
     _LUA_COMMON
     + """
@@ -196,7 +203,10 @@ for i = 1, #known, 2 do
 end
 local changes = {}
 for user, count in pairs(wanted) do
-    local online_now = mode ~= 'leave' and tonumber(count) > 0
+    -- 'grace': no connection here, but still online until the grace period is over.
+    local grace = count == 'grace'
+    if grace then count = '0' end
+    local online_now = mode ~= 'leave' and (grace or tonumber(count) > 0)
     if not elsewhere(user) then
         local online_before = counted and redis.call('HEXISTS', mine, user) == 1
         if online_before ~= online_now then changes[#changes + 1] = {user, online_now} end
@@ -419,6 +429,12 @@ class RedisBroker:
         self._waiting_publishers: list[tuple[int, asyncio.Future[None]]] = []
         # Presence reports go out one at a time, so Redis sees them in the order they happened.
         self._presence_lock = asyncio.Lock()
+        # Grace period and batching, as in LocalBroker: one report per window, and a user in
+        # their grace period is reported as 'grace' (still online, no connection here).
+        self.presence = PresenceBatcher(
+            settings.presence_grace, settings.presence_window, self._report_batch
+        )
+        self._reports: set[asyncio.Task] = set()
         self._presence_out_of_date = False
         self._tasks: list[asyncio.Task] = []
         # Set by my_chat.sessions: the reader applies other processes' revocations there.
@@ -480,9 +496,10 @@ class RedisBroker:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        self.presence.close()
+        for task in [*self._tasks, *self._reports]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._reports, return_exceptions=True)
         try:
             async with asyncio.timeout(2):
                 await self._report_presence(mode="leave")
@@ -582,6 +599,8 @@ class RedisBroker:
     # --8<-- [end:reader]
 
     def _deliver_events(self, entries) -> None:
+        # Presence changes that come in one read go out in one write per stream.
+        presence: list[bytes] = []
         for entry_id, fields in entries:
             self._event_position = entry_id.decode()
             try:
@@ -591,8 +610,12 @@ class RedisBroker:
                         user=fields[b"user"].decode(),
                         online=fields[b"online"] == b"1",
                     )
-                    self.manager.broadcast(encode_event(to_json(data), event=PRESENCE))
-                elif kind == b"broadcast":
+                    presence.append(encode_event(to_json(data), event=PRESENCE))
+                    continue
+                if presence:
+                    self.manager.broadcast(Frame(b"".join(presence)))
+                    presence = []
+                if kind == b"broadcast":
                     self.manager.broadcast(Frame(fields[b"frame"]))
                 elif kind == b"push":
                     users = json.loads(fields[b"users"])
@@ -609,6 +632,8 @@ class RedisBroker:
                     )
             except Exception:
                 logger.exception("could not deliver event %s", entry_id)
+        if presence:
+            self.manager.broadcast(Frame(b"".join(presence)))
 
     async def _reload_revocations(self) -> None:
         """After an outage, in case the capped events stream dropped revocations meanwhile."""
@@ -660,10 +685,19 @@ class RedisBroker:
         return int(queued)
 
     async def user_online(self, user: str) -> None:
-        await self._report_presence(users=[user])
+        self.presence.came_online(user)
 
     async def user_offline(self, user: str) -> None:
-        await self._report_presence(users=[user])
+        self.presence.went_offline(user)
+
+    def _report_batch(self, users: list[str]) -> None:
+        task = asyncio.create_task(self._report_presence(users=users), name="presence-report")
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+
+    def _connections_to_report(self, user: str) -> str | int:
+        count = len(self.manager.connections_of(user))
+        return "grace" if count == 0 and self.presence.leaving(user) else count
 
     async def _report_presence(self, users: Iterable[str] = (), mode: str = "set") -> None:
         """Tell Redis how many connections these users (all users, unless mode is 'set') have
@@ -676,10 +710,10 @@ class RedisBroker:
             return
         async with self._presence_lock:
             if mode == "replace":
-                users = self.manager.online_users()
+                users = {*self.manager.online_users(), *self.presence.all_leaving()}
             counts: list[str | int] = []
             for user in users:
-                counts += [user, len(self.manager.connections_of(user))]
+                counts += [user, self._connections_to_report(user)]
             try:
                 await self._presence(
                     keys=[PROCESSES_KEY, EVENTS_KEY],
@@ -716,6 +750,10 @@ class RedisBroker:
                 continue
             if retired:
                 logger.info("%d my_chat process(es) stopped reporting: retired", retired)
+
+    async def online_snapshot(self, viewer: str) -> list[str]:
+        """The list a new stream starts from; the viewer's own report may still be on its way."""
+        return sorted({*await self.online_users(), viewer})
 
     async def online_users(self) -> list[str]:
         try:

@@ -22,7 +22,13 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from my_chat.accounts import _DUMMY_HASH, UsernameTaken, hash_password, password_matches
+from my_chat.accounts import (
+    _DUMMY_HASH,
+    UsernameTaken,
+    hash_password,
+    name_skeleton,
+    password_matches,
+)
 from my_chat.errors import ApiError
 from my_chat.events import Message
 
@@ -32,6 +38,8 @@ MESSAGES_KEY = "my_chat:messages"
 MESSAGE_ID_KEY = "my_chat:message_id"
 APPEND_TOKEN_PREFIX = "my_chat:append:"
 ACCOUNTS_KEY = "my_chat:accounts"
+SKELETONS_KEY = "my_chat:account_skeletons"
+JWT_SECRET_KEY = "my_chat:jwt_secret"
 
 # How many stream entries one XRANGE reads while looking for messages a viewer may see.
 SCAN_PAGE = 500
@@ -221,15 +229,48 @@ class RedisMessageStore:
         return deleted
 
 
+# Creates an account only if neither its lowercased name nor its look-alike skeleton is
+# taken, all in one step: two processes signing up "alice" and "aIice" at the same moment
+# cannot both succeed. The script writes nothing until every check has passed.
+CREATE_ACCOUNT_SCRIPT = """
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[3]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+
 class RedisAccountStore:
     """Accounts in the hash ``my_chat:accounts``: lowercased name -> JSON with the name as typed.
 
-    ``HSETNX`` creates an account only if the lowercased name is free, in one step, so two
-    processes signing up ``Alice`` and ``alice`` at the same moment cannot both succeed.
+    ``my_chat:account_skeletons`` maps each name's look-alike skeleton
+    (:func:`~my_chat.accounts.name_skeleton`) to the lowercased name that holds it.
     """
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self._create = redis.register_script(CREATE_ACCOUNT_SCRIPT)
+
+    async def add_missing_skeletons(self) -> None:
+        """Give accounts made before skeletons existed theirs (see the SQLite store)."""
+        try:
+            names = {name.decode() for name in await self.redis.hkeys(ACCOUNTS_KEY)}
+            holders = await self.redis.hgetall(SKELETONS_KEY)
+            missing = sorted(names - {holder.decode() for holder in holders.values()})
+            if not missing:
+                return
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name in missing:
+                    pipe.hsetnx(SKELETONS_KEY, name_skeleton(name), name)
+                added = await pipe.execute()
+        except RedisError as error:
+            raise RedisUnavailable("checking the account names", error) from error
+        clashes = [name for name, was_added in zip(missing, added, strict=True) if not was_added]
+        if clashes:
+            logger.warning(
+                "accounts whose names look like an older account's (both kept): %s",
+                ", ".join(clashes),
+            )
 
     async def close(self) -> None:
         return None  # the broker owns the Redis client
@@ -240,7 +281,10 @@ class RedisAccountStore:
             {"username": username, "password_hash": password_hash, "created": created_ms}
         )
         try:
-            added = await self.redis.hsetnx(ACCOUNTS_KEY, username.lower(), record)
+            added = await self._create(
+                keys=[ACCOUNTS_KEY, SKELETONS_KEY],
+                args=[username.lower(), name_skeleton(username), record],
+            )
         except RedisError as error:
             raise RedisUnavailable("creating the account", error) from error
         if not added:
@@ -276,3 +320,14 @@ class RedisAccountStore:
             await self.redis.hset(ACCOUNTS_KEY, username.lower(), json.dumps(record))
         except RedisError as error:
             raise RedisUnavailable("changing the password", error) from error
+
+
+async def shared_secret(redis: Redis, key: str = JWT_SECRET_KEY) -> str:
+    """The secret every process on this Redis shares, made by whichever process asks first.
+
+    ``SET NX`` stores a new random secret only if none is there, in one step, so two
+    processes starting at once still end up with the same one.
+    """
+    await redis.set(key, secrets.token_urlsafe(32), nx=True)
+    value = await redis.get(key)
+    return value.decode()

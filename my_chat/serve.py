@@ -8,6 +8,15 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
+from my_chat.deadlines import ChatRunner, ClientDeadlines
+
+
+def deadlines_of(app: web.Application) -> ClientDeadlines:
+    from my_chat.server import SETTINGS
+
+    settings = app.get(SETTINGS)
+    return ClientDeadlines.of(settings) if settings is not None else ClientDeadlines()
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -17,16 +26,26 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @asynccontextmanager
 async def serve(
-    app: web.Application, *, host: str = "127.0.0.1", port: int = 0, shutdown_timeout: float = 1.0
+    app: web.Application,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    shutdown_timeout: float = 1.0,
+    deadlines: ClientDeadlines | None = None,
 ) -> AsyncIterator[str]:
     """``async with serve(app) as url:`` runs ``app`` until the block ends.
 
     The server binds ``host`` on a free port (or ``port``), and the block gets its base URL,
     such as ``http://127.0.0.1:53817``. Leaving the block runs the app's shutdown hooks and
-    closes every connection, so nothing is left behind.
+    closes every connection, so nothing is left behind. Slow clients meet the deadlines of
+    the app's settings (``deadlines`` if given; the defaults for an app that is not my_chat).
     """
-    runner = web.AppRunner(
-        app, handler_cancellation=True, shutdown_timeout=shutdown_timeout, access_log=None
+    runner = ChatRunner(
+        app,
+        deadlines or deadlines_of(app),
+        handler_cancellation=True,
+        shutdown_timeout=shutdown_timeout,
+        access_log=None,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port or 0)

@@ -26,8 +26,9 @@ from my_chat.broker import LocalBroker
 from my_chat.client_manager import ClientManager
 from my_chat.config import Settings
 from my_chat.context import CONTEXT, ServiceContext
-from my_chat.errors import NotFound, json_errors
+from my_chat.errors import NotFound, StartupError, json_errors
 from my_chat.events import RECONNECT, ReconnectData, to_json
+from my_chat.guards import add_security_headers, request_guards
 from my_chat.history import NoHistory
 from my_chat.parts import check_parts, import_parts, status_lines
 from my_chat.ratelimit import RateLimiter
@@ -71,9 +72,9 @@ async def build_context(settings: Settings) -> ServiceContext:
     await check_parts(parts)
     logger.info("exercise parts from %s/:\n%s", parts.source, "\n".join(status_lines(parts)))
 
-    jwt_secret, _ = read_or_create_secret(
-        settings.jwt_secret, "MY_CHAT_JWT_SECRET", settings.data_dir / "jwt_secret"
-    )
+    manager = ClientManager()
+    accounts, store, broker = await open_services(settings, manager, parts)
+    jwt_secret = await choose_jwt_secret(settings, broker)
     service_key, created = read_or_create_secret(
         settings.service_key, "MY_CHAT_SERVICE_KEY", settings.data_dir / "service_key"
     )
@@ -91,8 +92,6 @@ async def build_context(settings: Settings) -> ServiceContext:
     if not parts.done("private"):
         logger.warning("private-message exercise not done: messages with 'to' are refused")
 
-    manager = ClientManager()
-    accounts, store, broker = await open_services(settings, manager, parts)
     sessions = await open_sessions(settings, parts, jwt_secret, manager, broker)
     return ServiceContext(
         settings=settings,
@@ -111,16 +110,57 @@ async def build_context(settings: Settings) -> ServiceContext:
     )
 
 
+async def choose_jwt_secret(settings: Settings, broker) -> str:
+    """Settings, else the environment; else in Redis mode the secret kept in Redis (so a
+    token from one process is good on every other), else the file in ``data_dir``."""
+    given = settings.jwt_secret or os.environ.get("MY_CHAT_JWT_SECRET")
+    if settings.redis_url and not given:
+        from redis.exceptions import RedisError
+
+        from my_chat.redis_store import shared_secret
+
+        try:
+            return await shared_secret(broker.redis)
+        except RedisError as error:
+            raise StartupError(f"cannot read the shared JWT secret from Redis: {error}") from None
+    secret, _ = read_or_create_secret(
+        settings.jwt_secret, "MY_CHAT_JWT_SECRET", settings.data_dir / "jwt_secret"
+    )
+    return secret
+
+
+def protect_database_files(database: Path) -> None:
+    """Make the database and its WAL and shared-memory files readable by this user only.
+
+    SQLite creates ``-wal`` and ``-shm`` with the database file's own permissions, so
+    creating that file 0600 before SQLite opens it covers all three; chmod fixes older ones.
+    """
+    if not database.exists():
+        os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        if path.exists() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+
+
 async def open_services(settings: Settings, manager: ClientManager, parts):
     """Accounts, message store and broker: SQLite and in-process, or all three in Redis."""
     if settings.redis_url:
         from my_chat.redis_broker import RedisBroker
 
         broker = await RedisBroker.connect(settings, manager, parts)
+        await broker.accounts.add_missing_skeletons()
         return broker.accounts, broker.store, broker
+    protect_database_files(settings.database_path)
     accounts = await AccountStore.open(str(settings.database_path))
     store = await open_store(parts, settings)
-    return accounts, store, LocalBroker(store, manager, parts)
+    broker = LocalBroker(
+        store,
+        manager,
+        parts,
+        presence_grace=settings.presence_grace,
+        presence_window=settings.presence_window,
+    )
+    return accounts, store, broker
 
 
 async def retention_sweep(context: ServiceContext, backoff: Backoff) -> None:
@@ -335,7 +375,11 @@ async def static_file(request: web.Request) -> web.FileResponse:
 def create_app(settings: Settings | None = None) -> web.Application:
     """The whole chat server as one aiohttp application."""
     settings = settings or Settings()
-    app = web.Application(middlewares=[json_errors], client_max_size=settings.max_body)
+    app = web.Application(
+        middlewares=[json_errors, request_guards(settings.allowed_origins)],
+        client_max_size=settings.max_body,
+    )
+    app.on_response_prepare.append(add_security_headers)
     app[SETTINGS] = settings
     for table in (auth.routes, chat.routes, connection.routes, push.routes, status_routes):
         app.add_routes(table)

@@ -30,7 +30,6 @@ in memory (and forgets on restart), and says so on start-up and in the page.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import secrets
@@ -47,6 +46,7 @@ from my_chat.errors import InvalidToken
 from my_chat.events import ERROR, ErrorData, to_json
 from my_chat.parts import Parts
 from my_chat.sse import encode_event
+from my_chat.transaction import write_transaction
 
 if TYPE_CHECKING:
     from my_chat.broker import Broker
@@ -272,7 +272,6 @@ class SqliteRevocations:
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
-        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: str) -> SqliteRevocations:
@@ -305,8 +304,8 @@ class SqliteRevocations:
         await self._write("DELETE FROM revoked_tokens WHERE expires <= ?", (time.time(),))
 
     async def revoke_user(self, user: str) -> int:
-        async with self._lock:
-            await self._write(
+        async with write_transaction(self.db):
+            await self.db.execute(
                 "INSERT INTO token_generations (username, generation) VALUES (?, 1)"
                 " ON CONFLICT (username) DO UPDATE SET generation = generation + 1",
                 (user,),
@@ -317,12 +316,8 @@ class SqliteRevocations:
         return int(rows[0][0])
 
     async def _write(self, sql: str, parameters: tuple) -> None:
-        try:
+        async with write_transaction(self.db):  # rolled back on any error: no lock left held
             await self.db.execute(sql, parameters)
-            await self.db.commit()
-        except BaseException:
-            await self.db.rollback()  # never leave the write lock held after a failure
-            raise
 
     async def close(self) -> None:
         await self.db.close()

@@ -48,6 +48,8 @@ def fast_settings(data_dir: Path, **overrides) -> Settings:
         signup_per_minute=0,
         message_burst=1000,
         message_rate=1000.0,
+        # Leaving is announced at once; tests/test_presence.py sets the grace period itself.
+        presence_grace=0.0,
     )
     values.update(overrides)
     return Settings(**values)

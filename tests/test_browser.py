@@ -50,7 +50,8 @@ CHROMIUM_PRESENT = CHROMIUM.exists()
 class ChatServer:
     """``python -m my_chat`` as a child process, which a test can stop and start again."""
 
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, *args: str) -> None:
+        self.args = args
         self.data_dir = data_dir
         self.log_path = log_path
         self.log_file = log_path.open("ab")
@@ -83,6 +84,7 @@ class ChatServer:
             # A short `retry:` keeps the restart test quick; the page does not depend on it.
             "--retry-ms",
             "500",
+            *self.args,
             cwd=PROJECT_ROOT,
             stdout=self.log_file,
             stderr=asyncio.subprocess.STDOUT,
@@ -465,3 +467,37 @@ async def test_a_page_whose_session_ended_goes_back_to_sign_in(
     await expect(alice.by("status-line")).to_contain_text("sign in again")
 
     assert_no_script_errors(alice)
+
+
+async def test_a_page_far_behind_reloads_its_history(tmp_path: Path, open_page: OpenPage) -> None:
+    """A resume further back than the server replays: the page is told (``recovered``) and
+    loads the history through the paged API, so no gap is left on screen."""
+    server = ChatServer(
+        tmp_path / "far", tmp_path / "far.log", "--replay-max", "3", "--history", "2"
+    )
+    await server.start()
+    try:
+        alice = await open_page()
+        await alice.sign_up(server.url, "alice")
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            bob = {"Authorization": f"Bearer {await api_token(client, 'bob')}"}
+
+            async def bob_says(text: str) -> None:
+                response = await client.post("/api/messages", json={"text": text}, headers=bob)
+                assert response.status_code == 201, response.text
+
+            await bob_says("before the gap")
+            await expect(alice.room_message("before the gap")).to_have_count(1)
+            await alice.page.goto("about:blank")  # alice is away...
+            for n in range(8):
+                await bob_says(f"missed {n}")
+        await alice.page.go_back()  # ... and comes back, resuming from "before the gap"
+
+        await expect(alice.by("room-messages").locator("li.system")).to_contain_text("away")
+        for text in ["before the gap", *(f"missed {n}" for n in range(8))]:
+            await expect(alice.room_message(text)).to_have_count(1)
+        await expect(alice.state).to_have_attribute("data-state", "live")
+        assert_no_script_errors(alice)
+    finally:
+        await server.stop()
+        server.close()

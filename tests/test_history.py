@@ -43,7 +43,7 @@ async def test_resume_after_last_event_id_header_or_query(server):
 
 
 async def test_resume_replays_everything_missed_even_past_one_page(make_server):
-    async with make_server() as server:
+    async with make_server(replay_max=0) as server:  # no cap: see test_hardening for it
         alice = await server.user("alice")
         first = await alice.send("first")
         ids = [(await alice.send(f"m{n}"))["id"] for n in range(1200)]
@@ -130,7 +130,7 @@ async def test_retention_keeps_the_newest(make_server):
 
 
 async def test_a_slow_client_loses_latency_not_messages(make_server):
-    async with make_server(buffer_limit=32 * 1024) as server:
+    async with make_server(buffer_limit=32 * 1024, replay_max=0) as server:
         alice, bob = await server.user("alice"), await server.user("bob")
         silent = await _silent_reader(server.url, bob.token)
         await wait_for(lambda: len(server.context.manager) == 1)

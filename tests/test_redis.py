@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from my_chat.accounts import UsernameTaken
+from my_chat.accounts import UsernameTaken, hash_password
 from my_chat.events import Message
 from my_chat.redis_store import RedisAccountStore, RedisMessageStore
 from my_chat.serve import free_port
@@ -437,3 +437,65 @@ async def test_reconnecting_while_messages_flow(redis_server, server_process, tm
         assert received == sorted(received), "resumed streams went back in time"
         expected = [i for i in sorted(acknowledged) if i <= received[-1]]
         assert received == expected, "resumed streams skipped messages"
+
+
+async def test_without_a_jwt_secret_every_process_shares_the_one_in_redis(
+    redis_server, server_process, tmp_path
+):
+    """Issue 11, item 12: a token from one process is good on the other (no 401 lottery)."""
+    env = {"MY_CHAT_PRESENCE_TTL": str(PRESENCE_TTL)}
+    saved = os.environ.pop("MY_CHAT_JWT_SECRET", None)
+    try:
+        a, b = await asyncio.gather(
+            *(
+                asyncio.to_thread(
+                    server_process,
+                    "--redis",
+                    redis_server.url,
+                    data_dir=tmp_path / f"node-{i}",
+                    env=env,
+                )
+                for i in range(2)
+            )
+        )
+    finally:
+        if saved is not None:
+            os.environ["MY_CHAT_JWT_SECRET"] = saved
+    async with client_session() as session:
+        alice = await ChatClient(a.url, session).signup("alice")
+        on_b = ChatClient(b.url, session)
+        on_b.token = alice.token
+        status, body = await on_b.request("GET", "/api/me")
+        assert (status, body) == (200, {"username": "alice"})
+        stream = await on_b.open_stream()
+        await alice.send("from A, read on B")
+        assert (await stream.next_json("message"))["text"] == "from A, read on B"
+        stream.close()
+    client = Redis.from_url(redis_server.url)
+    try:
+        assert await client.get("my_chat:jwt_secret")
+    finally:
+        await client.aclose()
+    for node in (a, b):
+        assert not (node.data_dir / "jwt_secret").exists()
+
+
+async def test_look_alike_names_in_redis_mode(redis_server, server_process, tmp_path):
+    """Issue 11, item 7, across processes, with an account made before skeletons existed."""
+    client = Redis.from_url(redis_server.url)
+    try:
+        # An older my_chat wrote "b0b" without a skeleton.
+        record = {"username": "b0b", "password_hash": hash_password(PASSWORD), "created": 1}
+        await client.hset("my_chat:accounts", "b0b", json.dumps(record))
+    finally:
+        await client.aclose()
+    a, b = await start_processes(server_process, tmp_path, redis_server, 2)
+    async with client_session() as session:
+        await ChatClient(a.url, session).signup("alice")
+        for url, name in ((b.url, "aIice"), (a.url, "A1ICE"), (b.url, "bob"), (a.url, "BOB")):
+            status, body = await ChatClient(url, session).request(
+                "POST", "/api/signup", json={"username": name, "password": PASSWORD}
+            )
+            assert status == 409 and body["error"] == "username_taken", name
+        assert (await ChatClient(b.url, session).login("b0b")).username == "b0b"
+        await ChatClient(b.url, session).signup("alicia")

@@ -230,3 +230,39 @@ async def test_revocations_cross_processes_in_redis_mode(server_process, tmp_pat
             fresh_on_b = ChatClient(b.url, session)
             fresh_on_b.token = fresh.token
             assert await status_of(fresh_on_b) == (200, {"username": "alice"})
+
+
+@pytest.mark.browser
+async def test_the_page_signs_out_when_its_session_is_revoked(make_server):
+    """The page's stream gets ``session_revoked``: it shows the sign-in form and says why,
+    instead of reconnecting."""
+    from playwright.async_api import async_playwright, expect
+
+    from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"the browser tests need Chromium at {CHROMIUM}")
+    async with make_server() as server, async_playwright() as playwright:
+        api = await server.user("alice")
+        browser = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            page = await (await browser.new_context()).new_page()
+            await page.goto(server.url)
+            await page.get_by_test_id("username").fill("alice")
+            await page.get_by_test_id("password").fill(PASSWORD)
+            await page.get_by_test_id("login").click()
+            await expect(page.get_by_test_id("connection-state")).to_have_attribute(
+                "data-state", "live"
+            )
+            assert (await api.request("POST", "/api/logout-all"))[0] == 204
+            await expect(page.get_by_test_id("connection-state")).to_have_attribute(
+                "data-state", "signed-out"
+            )
+            await expect(page.locator("#auth-view")).to_be_visible()
+            await expect(page.get_by_test_id("status-line")).to_contain_text(
+                "signed out (on this or another device)"
+            )
+        finally:
+            await browser.close()

@@ -431,6 +431,21 @@ function openStream() {
     renderOnline(state.online);
   });
 
+  // The server resumed us from further back than one replay sends: what is on screen has a
+  // gap. Start the lists over from the paged history API (the stream sends the latest
+  // messages after this event; addMessage drops any that the history page also had).
+  on("recovered", (event) => {
+    const data = parseData(event);
+    if (data && data.recovered === false) {
+      state.seen.clear();
+      state.olderExhausted = false;
+      $("room-messages").replaceChildren();
+      $("private-messages").replaceChildren();
+      addSystemLine("You were away a long time: showing the latest messages.");
+      loadHistory();
+    }
+  });
+
   on("reconnect", () => {
     // The server is going away and has set `retry:`; EventSource reconnects by itself.
     setConnection("reconnecting", "server restarting, reconnecting…");
