@@ -24,7 +24,8 @@ def _fresh_token() -> str:
     name = "st-" + secrets.token_hex(6)
     request = urllib.request.Request(
         os.environ["MY_CHAT_TEST_URL"] + "/api/signup",
-        data=json.dumps({"username": name, "password": "password-for-tests"}).encode(),
+        # The password of the document's examples, so changing it works as the example says.
+        data=json.dumps({"username": name, "password": "correct horse"}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
