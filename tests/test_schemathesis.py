@@ -18,6 +18,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.conftest import ROOT, SERVICE_KEY
@@ -152,3 +153,21 @@ def test_schemathesis_fails_on_a_server_that_breaks_its_document(server_process,
     )
     assert result.returncode != 0
     assert "display_name" in result.stdout + result.stderr
+
+
+async def test_a_parameter_given_twice_is_refused(server):
+    """Found by Schemathesis: ``?last_event_id=&last_event_id=junk`` was a 200, the junk unread."""
+    alice = await server.user("alice")
+    for path in (
+        "/sse?last_event_id=&last_event_id=junk",
+        "/sse?last_event_id=1&last_event_id=2",
+        "/api/history?limit=5&limit=-1",
+        "/api/history?before=&before=x",
+    ):
+        # A bounded wait: accepted, the stream would never end.
+        status, body = await alice.request("GET", path, timeout=aiohttp.ClientTimeout(total=10))
+        assert status == 400 and body["error"].startswith("invalid_"), (path, body)
+    status, body = await alice.request("GET", "/sse", headers={"Last-Event-ID": "1, 2"})
+    assert status == 400
+    status, body = await alice.request("GET", "/api/history?limit=5")
+    assert status == 200
