@@ -141,6 +141,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     first_of_user = context.manager.register(connection)
     logger.info("connect client=%s user=%s", connection.id, user)
     expiry = close_when_expired(connection, session)
+    # The handler is cancelled when the client goes away, but that cancellation can be lost
+    # (rarely: seen with clients that close right after connecting, in Redis mode), and the
+    # stream would then stay registered for good. The protocol tells us directly as well.
+    watch_connection = getattr(request.protocol, "on_connection_lost", None)
+    if watch_connection is not None:
+        watch_connection(connection.close)
     if context.sessions.is_revoked(session):
         end_streams([connection], SESSION_REVOKED)  # signed out while this stream opened
     try:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +81,7 @@ def _head_timeout_response(seconds: float) -> bytes:
 class DeadlineRequestHandler(RequestHandler):
     """aiohttp's connection protocol, with deadlines for the request head and body."""
 
-    __slots__ = ("_body", "_body_timer", "_deadlines", "_head_bytes", "_head_timer")
+    __slots__ = ("_body", "_body_timer", "_deadlines", "_head_bytes", "_head_timer", "_on_lost")
 
     def __init__(self, manager: web.Server, *, deadlines: ClientDeadlines, **kwargs: Any):
         super().__init__(manager, **kwargs)
@@ -89,6 +90,7 @@ class DeadlineRequestHandler(RequestHandler):
         self._head_bytes = False  # has part of the head arrived?
         self._body_timer: asyncio.TimerHandle | None = None
         self._body: Any = None  # the payload of the request whose body is being read
+        self._on_lost: list[Callable[[], None]] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -154,9 +156,16 @@ class DeadlineRequestHandler(RequestHandler):
         else:
             self.force_close()  # answered already; aiohttp was only draining the rest
 
+    def on_connection_lost(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the client's connection is gone (see my_chat/connection.py)."""
+        self._on_lost.append(callback)
+
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head_timer()
         self._body_done()
+        callbacks, self._on_lost = self._on_lost, []
+        for callback in callbacks:
+            callback()
         super().connection_lost(exc)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.chat_client import ChatClient, Stream, client_session
+from tests.conftest import SERVICE_KEY
 from tests.redis_server import RedisServer, redis_server_path
 
 GRACE = 2.0
@@ -148,5 +149,11 @@ async def test_across_processes_a_reconnection_elsewhere_announces_nothing(
             await until_presence(watcher, "mallory", False)
             assert presence_of(watcher, "alice") == [True]
             assert presence_of(watcher, "mallory") == [True, False]
+            # No stream the clients closed is still registered anywhere: on A only bob's
+            # and alice's, on B none.
+            service = {"Authorization": f"Bearer {SERVICE_KEY}"}
+            for process, expected in ((a, 2), (b, 0)):
+                async with session.get(f"{process.url}/api/stats", headers=service) as reply:
+                    assert (await reply.json())["connections"] == expected, process.url
             await close(alice_again)
             await close(watcher)
