@@ -8,7 +8,7 @@ DEST ?= student-release
 HAS_SOLUTIONS := $(wildcard solutions/__init__.py)
 
 PHONY_EXTRA := test-browser test-redis test-nginx measure-redis-hop grpc-stubs config-example \
-               api-transcripts notebooks-zh
+               api-transcripts notebooks-zh explore
 .PHONY: $(PHONY_EXTRA) help setup chat chat-exercises test lint format lab docs docs-build bench \
         bench-quick check watch next hint task run-step student-release student-release-check clean
 
@@ -16,6 +16,7 @@ help:
 	@echo "make chat            run the chat server on http://127.0.0.1:$(PORT) (SQLite, in-process)"
 	@echo "make chat-exercises  the same server, running your code from exercises/"
 	@echo "make test            every check: lint, server, exercises, browser, Redis, notebooks, site"
+	@echo "make explore         the model-based test and Schemathesis, far longer, with fresh seeds"
 	@echo "make check           your exercises' progress, per phase (python -m exercises)"
 	@echo "make watch           check the current exercise on every save; move on when it passes"
 	@echo "make next            the exercise to do next"
@@ -95,6 +96,13 @@ test-redis: $(STAMP)
 
 test-nginx: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider -m nginx
+
+# The model-based test and Schemathesis with much larger budgets and new random seeds each
+# time (make test runs them seeded and small). A failure prints the shortest sequence of steps
+# or the request that reproduces it. EXAMPLES=N sets how many runs of the model.
+explore: $(STAMP)
+	MY_CHAT_EXPLORE=1 MY_CHAT_EXPLORE_EXAMPLES=$(or $(EXAMPLES),60) $(PY) -m pytest -p no:cacheprovider -q \
+		tests/test_model.py tests/test_schemathesis.py
 
 measure-redis-hop: $(STAMP)
 	$(PY) tools/measure_redis_hop.py $(ARGS)

@@ -48,7 +48,10 @@ async def send_message(request: web.Request) -> web.Response:
 
 
 def _int_query(request: web.Request, name: str, default: int | None, low: int, high: int):
-    raw = request.query.get(name)
+    values = request.query.getall(name, [])
+    if len(values) > 1:  # a bad second value must not hide behind a good first one
+        raise BadRequest(f"invalid_{name}", f"give '{name}' once")
+    raw = values[0] if values else None
     if raw is None or raw == "":
         return default
     if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:

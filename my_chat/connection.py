@@ -55,9 +55,17 @@ MAX_EVENT_ID = 2**63 - 1
 
 def requested_last_event_id(request: web.Request) -> int | None:
     """The id to resume after: the ``Last-Event-ID`` header, else ``?last_event_id=``."""
-    raw = request.headers.get("Last-Event-ID")
-    if raw is None:
-        raw = request.query.get("last_event_id")
+    # Both are checked, so a bad one is refused even when the other one wins; and each may
+    # be given once, or a bad second value would hide behind a good (or empty) first one.
+    from_header = _event_id(request.headers.getall("Last-Event-ID", []))
+    from_query = _event_id(request.query.getall("last_event_id", []))
+    return from_header if from_header is not None else from_query
+
+
+def _event_id(values: list[str]) -> int | None:
+    if len(values) > 1:
+        raise BadRequest("invalid_last_event_id", "give Last-Event-ID once")
+    raw = values[0] if values else None
     if raw is None or raw.strip() == "":
         return None
     raw = raw.strip()

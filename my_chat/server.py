@@ -20,14 +20,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from my_chat import auth, chat, connection, grpc_push, metrics, push
+from my_chat import auth, chat, connection, grpc_push, metrics, openapi, push
 from my_chat.accounts import AccountStore
 from my_chat.broker import LocalBroker
 from my_chat.client_manager import ClientManager
 from my_chat.config import Settings
 from my_chat.connection import suggested_retry
 from my_chat.context import CONTEXT, ServiceContext
-from my_chat.errors import StartupError, json_errors
+from my_chat.errors import NotFound, StartupError, json_errors
 from my_chat.events import RECONNECT, ReconnectData, to_json
 from my_chat.guards import add_security_headers, request_guards
 from my_chat.history import LatestWindow, NoHistory
@@ -374,6 +374,22 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+# Not add_static: its FileResponse answers a missing file with an empty, untyped 404 that no
+# middleware sees. The page's few files are known at start-up; anything else is a JSON 404.
+# Paths are looked up in this set, never joined from the request, so no "../" can escape.
+STATIC_FILES = frozenset(
+    path.relative_to(STATIC_DIR).as_posix() for path in STATIC_DIR.rglob("*") if path.is_file()
+)
+
+
+@status_routes.get("/static/{filename:.+}")
+async def static_file(request: web.Request) -> web.FileResponse:
+    filename = request.match_info["filename"]
+    if filename not in STATIC_FILES:
+        raise NotFound("not_found", f"there is no static file {filename!r}")
+    return web.FileResponse(STATIC_DIR / filename)
+
+
 # --8<-- [start:create-app]
 def create_app(settings: Settings | None = None) -> web.Application:
     """The whole chat server as one aiohttp application."""
@@ -398,7 +414,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         status_routes,
     ):
         app.add_routes(table)
-    app.router.add_static("/static/", STATIC_DIR, append_version=False)
+    app.add_routes(openapi.routes)
     # In this order at start-up, and the reverse at clean-up: gRPC stops first.
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(metrics.sample_loop_lag)

@@ -38,12 +38,17 @@ mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML ne
   serves Mermaid itself (Material renders every ``pre.mermaid``), so the wrapper is
   replaced by a visible one that nbconvert's script does not look for: no CDN request, and
   diagrams render offline.
+
+And one for the API page: ``chapters/api.md`` holds a marker that is replaced by a reference
+of every operation, rendered from ``my_chat/openapi.json``, so the page cannot drift from the
+document the server serves and Schemathesis checks.
 """
 
 from __future__ import annotations
 
 import copy
 import html
+import json
 import os
 import shutil
 import sys
@@ -193,4 +198,83 @@ def on_page_markdown(markdown: str, page: Page, **_: Any) -> str:
     origin = page.file.src_uri
     language = page_language(page.file)
     markdown = text_facts.render(markdown, origin=origin, language=language)
+    markdown = with_openapi_reference(markdown)
     return notebook_figures.render(markdown, origin=origin, language=language)
+
+
+OPENAPI_DOCUMENT = Path(__file__).resolve().parent.parent / "my_chat" / "openapi.json"
+OPENAPI_MARKER = "<!-- openapi-reference -->"
+_HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+_SCHEME_NAMES = {
+    "bearerToken": "token",
+    "sessionCookie": "cookie",
+    "serviceKey": "service key",
+}
+
+
+def _who_may_call(security: list[dict[str, list[str]]]) -> str:
+    names = [" + ".join(_SCHEME_NAMES[n] for n in req) for req in security if req]
+    if not names:
+        return "anyone"
+    # An empty requirement beside others: the credentials are optional.
+    return ("optional: " if len(names) < len(security) else "") + " or ".join(names)
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def render_openapi_reference(document: dict[str, Any]) -> str:
+    """Markdown: one table per tag (operation, who may call, answers, summary) and the links."""
+    operations: dict[str, list[str]] = {tag["name"]: [] for tag in document.get("tags", [])}
+    edges: list[str] = []
+    for path, item in document["paths"].items():
+        for method in _HTTP_METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            answers = ", ".join(f"`{status}`" for status in sorted(operation["responses"], key=str))
+            row = (
+                f"| `{method.upper()} {path}` | {_who_may_call(operation.get('security', []))} "
+                f"| {answers} | {_cell(operation.get('summary', ''))} |"
+            )
+            operations.setdefault(operation["tags"][0], []).append(row)
+            for response in operation["responses"].values():
+                for name, link in response.get("links", {}).items():
+                    edges.append(
+                        f"    {operation['operationId']} -->|{name}| {link['operationId']}"
+                    )
+    lines = [
+        f"Rendered from `my_chat/openapi.json` (OpenAPI {document['openapi']}), which the "
+        "server also serves at `GET /api/openapi.json`. Who may call: *token* is "
+        "`Authorization: Bearer <token>`, *cookie* the page's `my_chat_session` cookie, "
+        "*service key* `Authorization: Bearer <service key>`. Every error answer has the "
+        'body `{"error": "<code>", "message": "<text>"}`.',
+        "",
+    ]
+    tags = {tag["name"]: tag.get("description", "") for tag in document.get("tags", [])}
+    for tag, rows in operations.items():
+        if not rows:
+            continue
+        lines += [f"**{tag}**: {tags.get(tag, '')}", ""]
+        lines += ["| operation | who may call | answers | what it does |", "|---|---|---|---|"]
+        lines += [*rows, ""]
+    if edges:
+        lines += [
+            "The document's links, which Schemathesis' stateful phase follows from one "
+            "answer to the next request:",
+            "",
+            "```mermaid",
+            "flowchart LR",
+            *edges,
+            "```",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def with_openapi_reference(markdown: str) -> str:
+    if OPENAPI_MARKER not in markdown:
+        return markdown
+    document = json.loads(OPENAPI_DOCUMENT.read_text(encoding="utf-8"))
+    return markdown.replace(OPENAPI_MARKER, render_openapi_reference(document))
