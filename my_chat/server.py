@@ -376,18 +376,26 @@ async def index(request: web.Request) -> web.FileResponse:
 
 # Not add_static: its FileResponse answers a missing file with an empty, untyped 404 that no
 # middleware sees. The page's few files are known at start-up; anything else is a JSON 404.
-# Paths are looked up in this set, never joined from the request, so no "../" can escape.
-STATIC_FILES = frozenset(
-    path.relative_to(STATIC_DIR).as_posix() for path in STATIC_DIR.rglob("*") if path.is_file()
-)
+# Names are looked up in these sets, never joined from the request, so no "../" can escape.
+STATIC_FILES = frozenset(p.name for p in STATIC_DIR.iterdir() if p.is_file())
+TEXTS_DIR = STATIC_DIR / "texts"  # the page's message tables, one per language
+TEXT_FILES = frozenset(p.name for p in TEXTS_DIR.iterdir() if p.is_file())
 
 
-@status_routes.get("/static/{filename:.+}")
+@status_routes.get("/static/{filename}")
 async def static_file(request: web.Request) -> web.FileResponse:
     filename = request.match_info["filename"]
     if filename not in STATIC_FILES:
         raise NotFound("not_found", f"there is no static file {filename!r}")
     return web.FileResponse(STATIC_DIR / filename)
+
+
+@status_routes.get("/static/texts/{filename}")
+async def page_texts(request: web.Request) -> web.FileResponse:
+    filename = request.match_info["filename"]
+    if filename not in TEXT_FILES:
+        raise NotFound("not_found", f"there is no message table {filename!r}")
+    return web.FileResponse(TEXTS_DIR / filename)
 
 
 # --8<-- [start:create-app]

@@ -62,7 +62,13 @@ def test_every_route_is_documented_and_every_documented_path_routed(tmp_path):
 def test_static_file_names_match_the_folder():
     operation = document()["paths"]["/static/{filename}"]["get"]
     (parameter,) = operation["parameters"]
-    assert sorted(parameter["schema"]["enum"]) == sorted(p.name for p in STATIC_DIR.iterdir())
+    assert sorted(parameter["schema"]["enum"]) == sorted(
+        p.name for p in STATIC_DIR.iterdir() if p.is_file()
+    )
+    operation = document()["paths"]["/static/texts/{filename}"]["get"]
+    (parameter,) = operation["parameters"]
+    texts = STATIC_DIR / "texts"
+    assert sorted(parameter["schema"]["enum"]) == sorted(p.name for p in texts.iterdir())
 
 
 def _operations(doc: dict):
@@ -124,7 +130,7 @@ def test_service_and_user_security_match_the_code():
     assert schemes["sessionCookie"]["name"] == "my_chat_session"
     for method, path, operation in _operations(doc):
         names = {name for requirement in operation["security"] for name in requirement}
-        if path in {"/api/push", "/api/broadcast", "/api/stats"}:
+        if path in {"/api/push", "/api/broadcast", "/api/stats", "/metrics"}:
             assert names == {"serviceKey"}, (method, path)
         elif names:
             assert "serviceKey" not in names, (method, path)
