@@ -186,6 +186,17 @@ def on_files(files: Files, config: MkDocsConfig, **_: Any) -> Files:
             file.abs_dest_path = os.path.normpath(os.path.join(config.site_dir, file.dest_path))
             file.url = file._get_url(config.use_directory_urls)
             file.alternates = {i18n.default_language: english, language: file}
+        elif prefix:
+            # A notebook with its own Chinese edition (NAME.zh.ipynb): the i18n plugin put it
+            # under zh/ already, but, not taking it for a page, could not find the English
+            # page to link back to. It is the same path without the prefix.
+            english = copy.copy(file)
+            english.dest_path = file.dest_path.removeprefix(f"{prefix}/")
+            english.abs_dest_path = os.path.normpath(
+                os.path.join(config.site_dir, english.dest_path)
+            )
+            english.url = english._get_url(config.use_directory_urls)
+            file.alternates = {i18n.default_language: english, language: file}
     return files
 
 
