@@ -134,6 +134,9 @@ def server_error_codes() -> set[str]:
     return codes
 
 
+# Some codes are raised by the exercises' model answers (solutions/), which a student
+# release leaves out: there the learner has not written them yet.
+@pytest.mark.needs_solutions
 def test_the_collector_finds_codes_of_every_kind() -> None:
     codes = server_error_codes()
     # One of each way a code is written: a literal, a constant, an f-string, a subclass,

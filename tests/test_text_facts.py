@@ -250,6 +250,9 @@ def test_an_event_the_words_file_does_not_describe_fails_the_build():
         text_facts.events_table(words)
 
 
+# Some codes are raised by the exercises' model answers (solutions/), which a student
+# release leaves out: there the learner has not written them yet.
+@pytest.mark.needs_solutions
 def test_the_errors_table_finds_the_codes_the_server_raises():
     codes = {(status, code) for status, code, _, _ in text_facts.error_codes()}
     assert (400, "reserved_event") in codes
