@@ -10,7 +10,7 @@ import itertools
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +305,21 @@ async def server_stats(
     return None
 
 
+@contextlib.asynccontextmanager
+async def fresh_server(
+    session: aiohttp.ClientSession, pool: WorkerPool, target: Target, label: str
+) -> AsyncIterator[ServerProcess]:
+    """A new server for one phase; afterwards every stream is closed and the server stopped."""
+    log(f"\n== {label}")
+    server = target.server(free_port())
+    await server.start(session)
+    try:
+        yield server
+    finally:
+        await pool.close_streams()
+        await server.stop()
+
+
 async def measure_size(
     session: aiohttp.ClientSession,
     pool: WorkerPool,
@@ -314,11 +329,8 @@ async def measure_size(
     new_phase: PhaseIds,
 ) -> dict[str, Any]:
     label = f"{target.name} N={n:,}"
-    log(f"\n== {label}")
-    server = target.server(free_port())
-    await server.start(session)
     result: dict[str, Any] = {"n": n, "load_average_at_start": os.getloadavg()[0]}
-    try:
+    async with fresh_server(session, pool, target, label) as server:
         result["sign_in_s"] = round(await target.sign_in(session, server.base_url, args.users), 3)
         await asyncio.sleep(0.5)
         connect, result["memory"] = await connect_and_measure(
@@ -353,9 +365,6 @@ async def measure_size(
                 pool, server, target.broadcaster(session, server.base_url), new_phase, args, label
             )
         result["server_stats"] = await server_stats(session, target, server)
-    finally:
-        await pool.close_streams()
-        await server.stop()
     result["http_errors"] = dict(target.http_errors)
     target.http_errors.clear()
     result["load_average_at_end"] = os.getloadavg()[0]
@@ -371,10 +380,7 @@ async def measure_chat(
 ) -> dict[str, Any]:
     """POST to delivery, one message at a time, with a few clients (the reference broadcasts)."""
     label = f"{target.name} chat, {args.chat_clients} clients"
-    log(f"\n== {label}")
-    server = target.server(free_port())
-    await server.start(session)
-    try:
+    async with fresh_server(session, pool, target, label) as server:
         sign_in_s = await target.sign_in(session, server.base_url, args.users)
         connect = await pool.connect(server.port, args.chat_clients, target.tokens or None, label)
         send = (target.chatter if target.has_chat else target.broadcaster)(session, server.base_url)
@@ -382,9 +388,6 @@ async def measure_chat(
         result["connect"] = connect
         result["sign_in_s"] = round(sign_in_s, 3)
         result["sent_as"] = "POST /api/messages" if target.has_chat else "POST /broadcast"
-    finally:
-        await pool.close_streams()
-        await server.stop()
     result["http_errors"] = dict(target.http_errors)
     target.http_errors.clear()
     return result
@@ -608,15 +611,9 @@ async def measure_throughput(
     new_phase: PhaseIds,
 ) -> dict[str, Any]:
     label = f"{target.name} chat throughput"
-    log(f"\n== {label}")
-    server = target.server(free_port())
-    await server.start(session)
-    try:
+    async with fresh_server(session, pool, target, label) as server:
         await target.sign_in(session, server.base_url, args.users)
         return await chat_throughput(session, pool, [server], target, new_phase, args, label)
-    finally:
-        await pool.close_streams()
-        await server.stop()
 
 
 async def measure_redis(
