@@ -108,6 +108,7 @@ async def test_the_numbers_move_with_the_traffic(make_server):
         # A new stream gets the history replayed: one replay of the two messages.
         carol = await server.user("carol")
         carol_stream = await carol.open_stream()
+        await carol_stream.messages(2)  # the replay is written (and counted) by now
         replayed = await scrape(server)
         replays = replayed("my_chat_replay_messages_count") - pushes(
             "my_chat_replay_messages_count"
