@@ -56,9 +56,10 @@ from bench.phases import PhaseIds, connect_and_measure, delivery_check, fanout, 
 from bench.processes import ServerProcess, WorkerPool, free_port, raise_open_file_limit
 from bench.report import machine_info
 from bench.stats import latency_summary
-from my_chat.client_manager import ClientManager, Connection, Frame
+from my_chat.client_manager import ClientManager, Connection
 from my_chat.config import Settings
 from my_chat.connection import STREAM_HEADERS
+from my_chat.events import Frame
 from my_chat.sse import encode_event
 
 BUFFER_LIMIT = Settings().buffer_limit  # my_chat's own: 256 KiB

@@ -40,7 +40,8 @@ from typing import Any
 from aiohttp import web
 
 from my_chat.errors import BadRequest, TooLarge, read_json_object
-from my_chat.history import NoHistory, message_frame
+from my_chat.events import message_frame
+from my_chat.history import NoHistory
 
 from .p5_app import MANAGER
 from .p5_sse_endpoint import create_app as create_step2_app

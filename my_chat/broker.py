@@ -13,11 +13,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from my_chat.client_manager import ClientManager, Frame
-from my_chat.events import PRESENCE, Message, PresenceData, to_json
-from my_chat.history import LatestWindow, message_frame
+from my_chat.client_manager import ClientManager
+from my_chat.events import Frame, Message, message_frame, presence_frame
+from my_chat.history import LatestWindow
 from my_chat.parts import Parts
-from my_chat.sse import encode_event
 
 if TYPE_CHECKING:
     from my_chat.sessions import Revocations
@@ -258,7 +257,7 @@ class LocalBroker:
 
     # --8<-- [start:announce]
     def _announce_changes(self, users: list[str]) -> None:
-        frames = []
+        changes = []
         for user in users:
             online = self.manager.is_online(user) or self.presence.leaving(user)
             if online == (user in self._announced):
@@ -267,10 +266,9 @@ class LocalBroker:
                 self._announced.add(user)
             else:
                 self._announced.discard(user)
-            data = PresenceData(user=user, online=online)
-            frames.append(encode_event(to_json(data), event=PRESENCE))
-        if frames:
-            self.manager.broadcast(Frame(b"".join(frames)))  # one write per stream per batch
+            changes.append((user, online))
+        if changes:
+            self.manager.broadcast(presence_frame(changes))  # one write per stream per batch
 
     # --8<-- [end:announce]
 

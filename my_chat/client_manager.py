@@ -29,28 +29,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from my_chat.events import Frame
+
 logger = logging.getLogger("my_chat")
-
-
-# --8<-- [start:frame]
-class Frame:
-    """An encoded SSE frame, with its HTTP/1.1 chunk made once and shared by every connection."""
-
-    __slots__ = ("_chunk", "message_id", "payload")
-
-    def __init__(self, payload: bytes, message_id: int | None = None) -> None:
-        self.payload = payload
-        self.message_id = message_id
-        self._chunk: bytes | None = None
-
-    @property
-    def chunk(self) -> bytes:
-        if self._chunk is None:
-            self._chunk = b"%x\r\n%b\r\n" % (len(self.payload), self.payload)
-        return self._chunk
-
-
-# --8<-- [end:frame]
 
 
 class Connection:

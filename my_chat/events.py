@@ -7,9 +7,13 @@ kept so a Go client and a Python client read the same frames.
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any, Final
+
+from my_chat.sse import encode_event
 
 # --8<-- [start:event-names]
 # Event names the server itself sends. Pushed events may not use them.
@@ -131,3 +135,42 @@ class RecoveredData:
 class ErrorData:
     error: str
     message: str
+
+
+# Frames: every event above, encoded once and shared by every stream that receives it.
+# --8<-- [start:frame]
+class Frame:
+    """An encoded SSE frame, with its HTTP/1.1 chunk made once and shared by every connection."""
+
+    __slots__ = ("_chunk", "message_id", "payload")
+
+    def __init__(self, payload: bytes, message_id: int | None = None) -> None:
+        self.payload = payload
+        self.message_id = message_id
+        self._chunk: bytes | None = None
+
+    @property
+    def chunk(self) -> bytes:
+        if self._chunk is None:
+            self._chunk = b"%x\r\n%b\r\n" % (len(self.payload), self.payload)
+        return self._chunk
+
+
+# --8<-- [end:frame]
+
+
+@functools.lru_cache(maxsize=4096)
+def message_frame(message: Message) -> Frame:
+    """The frame of ``message``, made once: replays to many clients reuse the same bytes."""
+    payload = encode_event(to_json(message.to_payload()), event=MESSAGE, id=str(message.id))
+    return Frame(payload, message_id=message.id)
+
+
+def presence_frame(changes: Iterable[tuple[str, bool]]) -> Frame:
+    """Presence changes (user, online), one event each, in one frame: one write per stream."""
+    return Frame(
+        b"".join(
+            encode_event(to_json(PresenceData(user=user, online=online)), event=PRESENCE)
+            for user, online in changes
+        )
+    )

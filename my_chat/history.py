@@ -6,26 +6,18 @@ one it saw as ``Last-Event-ID``, and ``replay`` sends exactly what came after it
 
 from __future__ import annotations
 
-import functools
 import itertools
 from collections import deque
 from typing import Any
 
-from my_chat.client_manager import Connection, Frame
-from my_chat.events import MESSAGE, RECOVERED, Message, RecoveredData, to_json
+from my_chat.client_manager import Connection
+from my_chat.events import RECOVERED, Message, RecoveredData, message_frame, to_json
 from my_chat.sse import encode_event
 
 REPLAY_PAGE = 500
 
 
 # --8<-- [start:replay]
-@functools.lru_cache(maxsize=4096)
-def message_frame(message: Message) -> Frame:
-    """The frame of ``message``, made once: replays to many clients reuse the same bytes."""
-    payload = encode_event(to_json(message.to_payload()), event=MESSAGE, id=str(message.id))
-    return Frame(payload, message_id=message.id)
-
-
 class LatestWindow:
     """The history a fresh stream gets, as one ready-made block of bytes, for every viewer
     with no private message in it: the latest ``count`` room messages, joined once.

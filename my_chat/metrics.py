@@ -32,9 +32,10 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
 from my_chat.auth import require_service
-from my_chat.client_manager import ClientManager, Frame
+from my_chat.client_manager import ClientManager
 from my_chat.context import CONTEXT, ServiceContext
 from my_chat.errors import ApiError
+from my_chat.events import Frame
 
 logger = logging.getLogger("my_chat")
 

@@ -95,11 +95,11 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisError
 
 from my_chat.broker import MAX_GROUP, PresenceBatcher, Row, mark_retrieved
-from my_chat.client_manager import ClientManager, Frame
+from my_chat.client_manager import ClientManager
 from my_chat.config import Settings
 from my_chat.errors import StartupError
-from my_chat.events import PRESENCE, Message, PresenceData, to_json
-from my_chat.history import LatestWindow, message_frame
+from my_chat.events import Frame, Message, message_frame, presence_frame
+from my_chat.history import LatestWindow
 from my_chat.parts import Parts
 from my_chat.redis_store import (
     MESSAGES_KEY,
@@ -109,7 +109,6 @@ from my_chat.redis_store import (
     RedisUnavailable,
     message_from_entry,
 )
-from my_chat.sse import encode_event
 
 if TYPE_CHECKING:
     from my_chat.sessions import Revocations
@@ -654,20 +653,16 @@ class RedisBroker:
 
     def _deliver_events(self, entries) -> None:
         # Presence changes that come in one read go out in one write per stream.
-        presence: list[bytes] = []
+        presence: list[tuple[str, bool]] = []
         for entry_id, fields in entries:
             self._event_position = entry_id.decode()
             try:
                 kind = fields[b"kind"]
                 if kind == b"presence":
-                    data = PresenceData(
-                        user=fields[b"user"].decode(),
-                        online=fields[b"online"] == b"1",
-                    )
-                    presence.append(encode_event(to_json(data), event=PRESENCE))
+                    presence.append((fields[b"user"].decode(), fields[b"online"] == b"1"))
                     continue
                 if presence:
-                    self.manager.broadcast(Frame(b"".join(presence)))
+                    self.manager.broadcast(presence_frame(presence))
                     presence = []
                 if kind == b"broadcast":
                     self.manager.broadcast(Frame(fields[b"frame"]))
@@ -687,7 +682,7 @@ class RedisBroker:
             except Exception:
                 logger.exception("could not deliver event %s", entry_id)
         if presence:
-            self.manager.broadcast(Frame(b"".join(presence)))
+            self.manager.broadcast(presence_frame(presence))
 
     async def _reload_revocations(self) -> None:
         """After an outage, in case the capped events stream dropped revocations meanwhile."""

@@ -56,8 +56,8 @@ from aiohttp import web
 from my_chat.auth import bearer_token
 from my_chat.connection import requested_last_event_id
 from my_chat.errors import BadRequest, InvalidToken, Unauthorized, read_json_object
-from my_chat.events import HEARTBEAT_INITIAL
-from my_chat.history import message_frame, replay
+from my_chat.events import HEARTBEAT_INITIAL, message_frame
+from my_chat.history import replay
 from my_chat.server import read_or_create_secret
 
 from . import heartbeat, message_store, private, tokens

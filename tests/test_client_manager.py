@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from my_chat.client_manager import Frame
+from my_chat.events import Frame
 from my_chat.sse import encode_event
 from tests.exercises.sockets import connected_peers
 

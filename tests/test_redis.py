@@ -189,6 +189,7 @@ async def test_processes_share_one_chat(redis_server, server_process, tmp_path):
 
         await until(carol_online_for_alice, "alice to hear that carol came online")
         assert carol_online_for_alice()[0] == {"user": "carol", "online": True}
+
         # Reports reach Redis within a presence window, and a process whose heartbeat was
         # late under load drops out for a moment: so the lists agree soon, not at once.
         async def both_see_everyone() -> bool:

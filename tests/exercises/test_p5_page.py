@@ -15,8 +15,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from my_chat.events import Message
-from my_chat.history import message_frame
+from my_chat.events import Message, message_frame
 from my_chat.serve import free_port
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.exercises.p5_client import Server, running
