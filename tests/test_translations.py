@@ -9,6 +9,7 @@ markers, and code. Each check is also run once against a planted error, to see i
 
 from __future__ import annotations
 
+import json
 import sys
 import tomllib
 from pathlib import Path
@@ -64,6 +65,7 @@ def test_the_chinese_words_file_has_the_same_keys_as_the_english_one():
     english = tomllib.loads((ROOT / "tools" / "facts.en.toml").read_text(encoding="utf-8"))
     chinese = tomllib.loads((ROOT / "tools" / "facts.zh.toml").read_text(encoding="utf-8"))
     chinese.pop("code_text")  # translations of the code's own English (next test)
+    chinese.pop("openapi_text")  # translations of the OpenAPI document's English (below)
     assert _keys(english) == _keys(chinese), (
         f"only in facts.en.toml: {sorted(_keys(english) - _keys(chinese))}; "
         f"only in facts.zh.toml: {sorted(_keys(chinese) - _keys(english))}"
@@ -92,6 +94,52 @@ def test_every_description_the_code_gives_has_a_current_chinese_translation():
         for name in translated.keys() - set(text_facts.code_texts())
     ]
     assert not problems, "in tools/facts.zh.toml:\n" + "\n".join(problems)
+
+
+def test_every_summary_of_the_openapi_document_has_a_current_chinese_translation():
+    """Operation summaries and tag descriptions are English in my_chat/openapi.json."""
+    import mkdocs_hooks
+
+    document = json.loads(mkdocs_hooks.OPENAPI_DOCUMENT.read_text(encoding="utf-8"))
+    translated = text_facts.words(language="zh")["openapi_text"]
+    problems = []
+    for key, english in mkdocs_hooks.openapi_texts(document).items():
+        entry = translated.get(key)
+        if entry is None:
+            problems.append(
+                f"{key}: add [openapi_text] {key!r} = {{ en = {english!r}, text = ... }}"
+            )
+        elif entry["en"] != english:
+            problems.append(
+                f"{key}: the document now says {english!r}, the translation translates "
+                f"{entry['en']!r}: update both en and text"
+            )
+    problems += [
+        f"{key}: no such operation or tag"
+        for key in translated.keys() - set(mkdocs_hooks.openapi_texts(document))
+    ]
+    assert not problems, "in tools/facts.zh.toml:\n" + "\n".join(problems)
+
+
+def test_the_api_reference_is_in_the_language_of_the_page():
+    import mkdocs_hooks
+
+    document = json.loads(mkdocs_hooks.OPENAPI_DOCUMENT.read_text(encoding="utf-8"))
+    english = mkdocs_hooks.render_openapi_reference(document, "en")
+    chinese = mkdocs_hooks.render_openapi_reference(document, "zh")
+    assert "| operation | who may call | answers | what it does |" in english
+    assert "| 操作 | 谁可以调用 | 回答 | 作用 |" in chinese and "| operation |" not in chinese
+    assert "| `POST /api/signup` | 任何人 |" in chinese and "创建账号并登录" in chinese
+    assert "Create an account" not in chinese and "Create an account" in english
+
+    # Operations and answers are the same rows in both editions, only the words differ.
+    def rows(text: str) -> list[str]:
+        return [line.split(" | ")[0] for line in text.splitlines() if line.startswith("| `")]
+
+    assert rows(english) == rows(chinese)
+    # A summary the document words anew shows in English until it is translated again.
+    document["paths"]["/api/signup"]["post"]["summary"] = "Open an account"
+    assert "Open an account" in mkdocs_hooks.render_openapi_reference(document, "zh")
 
 
 def test_a_changed_code_description_shows_in_english_until_translated(monkeypatch):

@@ -41,7 +41,8 @@ mkdocs-jupyter renders a notebook with nbconvert, and two things in that HTML ne
 
 And one for the API page: ``chapters/api.md`` holds a marker that is replaced by a reference
 of every operation, rendered from ``my_chat/openapi.json``, so the page cannot drift from the
-document the server serves and Schemathesis checks.
+document the server serves and Schemathesis checks. Its words are the page's language too:
+the document's English summaries are translated in ``facts.zh.toml`` [openapi_text].
 """
 
 from __future__ import annotations
@@ -209,34 +210,58 @@ def on_page_markdown(markdown: str, page: Page, **_: Any) -> str:
     origin = page.file.src_uri
     language = page_language(page.file)
     markdown = text_facts.render(markdown, origin=origin, language=language)
-    markdown = with_openapi_reference(markdown)
+    markdown = with_openapi_reference(markdown, language)
     return notebook_figures.render(markdown, origin=origin, language=language)
 
 
 OPENAPI_DOCUMENT = Path(__file__).resolve().parent.parent / "my_chat" / "openapi.json"
 OPENAPI_MARKER = "<!-- openapi-reference -->"
 _HTTP_METHODS = ("get", "post", "put", "patch", "delete")
-_SCHEME_NAMES = {
-    "bearerToken": "token",
-    "sessionCookie": "cookie",
-    "serviceKey": "service key",
-}
 
 
-def _who_may_call(security: list[dict[str, list[str]]]) -> str:
-    names = [" + ".join(_SCHEME_NAMES[n] for n in req) for req in security if req]
+def openapi_texts(document: dict[str, Any]) -> dict[str, str]:
+    """The document's own English by key: each operation's summary, each tag's description.
+
+    ``facts.zh.toml`` [openapi_text] translates them under the same keys (``operationId``,
+    ``tag:NAME``).
+    """
+    texts = {
+        operation["operationId"]: operation.get("summary", "")
+        for item in document["paths"].values()
+        for method, operation in item.items()
+        if method in _HTTP_METHODS
+    }
+    texts |= {f"tag:{tag['name']}": tag.get("description", "") for tag in document.get("tags", [])}
+    return texts
+
+
+def _in_language(text: dict[str, Any], key: str, english: str) -> str:
+    """The translation of the document's ``english`` under ``key``, or the English itself
+    when there is none or it translates older words (the document changed since)."""
+    entry = text.get("openapi_text", {}).get(key)
+    return entry["text"] if entry is not None and entry["en"] == english else english
+
+
+def _who_may_call(security: list[dict[str, list[str]]], words: dict[str, Any]) -> str:
+    names = [" + ".join(words["schemes"][n] for n in req) for req in security if req]
     if not names:
-        return "anyone"
+        return words["anyone"]
+    who = words["either"].join(names)
     # An empty requirement beside others: the credentials are optional.
-    return ("optional: " if len(names) < len(security) else "") + " or ".join(names)
+    return words["optional"].replace("{who}", who) if len(names) < len(security) else who
 
 
 def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def render_openapi_reference(document: dict[str, Any]) -> str:
-    """Markdown: one table per tag (operation, who may call, answers, summary) and the links."""
+def render_openapi_reference(
+    document: dict[str, Any], language: str = text_facts.DEFAULT_LANGUAGE
+) -> str:
+    """Markdown: one table per tag (operation, who may call, answers, summary) and the links,
+    in the words of ``tools/facts.LANGUAGE.toml``."""
+    text = text_facts.words(language=language)
+    words = text["openapi"]
     operations: dict[str, list[str]] = {tag["name"]: [] for tag in document.get("tags", [])}
     edges: list[str] = []
     for path, item in document["paths"].items():
@@ -245,9 +270,11 @@ def render_openapi_reference(document: dict[str, Any]) -> str:
             if operation is None:
                 continue
             answers = ", ".join(f"`{status}`" for status in sorted(operation["responses"], key=str))
+            summary = _in_language(text, operation["operationId"], operation.get("summary", ""))
             row = (
-                f"| `{method.upper()} {path}` | {_who_may_call(operation.get('security', []))} "
-                f"| {answers} | {_cell(operation.get('summary', ''))} |"
+                f"| `{method.upper()} {path}` "
+                f"| {_who_may_call(operation.get('security', []), words)} "
+                f"| {answers} | {_cell(summary)} |"
             )
             operations.setdefault(operation["tags"][0], []).append(row)
             for response in operation["responses"].values():
@@ -255,25 +282,17 @@ def render_openapi_reference(document: dict[str, Any]) -> str:
                     edges.append(
                         f"    {operation['operationId']} -->|{name}| {link['operationId']}"
                     )
-    lines = [
-        f"Rendered from `my_chat/openapi.json` (OpenAPI {document['openapi']}), which the "
-        "server also serves at `GET /api/openapi.json`. Who may call: *token* is "
-        "`Authorization: Bearer <token>`, *cookie* the page's `my_chat_session` cookie, "
-        "*service key* `Authorization: Bearer <service key>`. Every error answer has the "
-        'body `{"error": "<code>", "message": "<text>"}`.',
-        "",
-    ]
+    lines = [words["intro"].replace("{version}", str(document["openapi"])), ""]
     tags = {tag["name"]: tag.get("description", "") for tag in document.get("tags", [])}
     for tag, rows in operations.items():
         if not rows:
             continue
-        lines += [f"**{tag}**: {tags.get(tag, '')}", ""]
-        lines += ["| operation | who may call | answers | what it does |", "|---|---|---|---|"]
+        lines += [f"**{tag}**: {_in_language(text, f'tag:{tag}', tags.get(tag, ''))}", ""]
+        lines += ["| " + " | ".join(words["headings"]) + " |", "|---|---|---|---|"]
         lines += [*rows, ""]
     if edges:
         lines += [
-            "The document's links, which Schemathesis' stateful phase follows from one "
-            "answer to the next request:",
+            words["links"],
             "",
             "```mermaid",
             "flowchart LR",
@@ -284,8 +303,8 @@ def render_openapi_reference(document: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def with_openapi_reference(markdown: str) -> str:
+def with_openapi_reference(markdown: str, language: str = text_facts.DEFAULT_LANGUAGE) -> str:
     if OPENAPI_MARKER not in markdown:
         return markdown
     document = json.loads(OPENAPI_DOCUMENT.read_text(encoding="utf-8"))
-    return markdown.replace(OPENAPI_MARKER, render_openapi_reference(document))
+    return markdown.replace(OPENAPI_MARKER, render_openapi_reference(document, language))
