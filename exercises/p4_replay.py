@@ -18,8 +18,10 @@ Write the async generator ``replay_then_live(after_id, history, hub)``:
   ``await history.after(after_id)``.
 - It yields the history's messages (those after ``after_id``, oldest first), then the live
   messages from its subscriber's queue, forever.
-- No gap, no duplicate: the ids it yields go up by one each time (skip any live message whose
-  id is not above the last one yielded).
+- No gap, no duplicate: every message is yielded once, so the ids it yields only go up (skip
+  any live message whose id is not above the last one yielded). Do not expect each id to be
+  the last one plus one: in this exercise they happen to be, but in my_chat a private message
+  you may not see, or one another process stored, leaves a hole in the ids.
 - When the generator is closed (``aclose()``, or the client disconnects), it unsubscribes.
 """
 

@@ -2,8 +2,9 @@
 
 Your server gets its page: ``GET /`` answers ``index.html`` and ``/static/`` the files of
 the folder ``p5_page_static/`` next to this module (page.js and page.css). The page signs
-in, sends messages and shows who is online by itself. Yours, in
-``exercises/p5_page_static/page.js``, are the four functions marked TODO, the stream's life:
+in, sends messages and shows who is online by itself. Yours are two parts: in this module,
+the two routes in ``create_app`` (marked TODO); and in ``exercises/p5_page_static/page.js``,
+the four functions marked TODO, the stream's life:
 
 - ``streamUrl(token, lastId)``: ``/sse?token=TOKEN`` (encoded), plus
   ``&last_event_id=ID`` when ``lastId`` is above 0;

@@ -13,7 +13,9 @@ Requirements (each is a test in tests/exercises/test_p5_sse_endpoint.py):
   digits, ``_``, ``.`` or ``-``): ``BadRequest("invalid_user", ...)``. After a bad request
   the server keeps working.
 - The answer is 200 with the headers in ``STREAM_HEADERS`` (``Content-Type:
-  text/event-stream``, ``Cache-Control: no-cache``), chunked (``open_stream``).
+  text/event-stream``, ``Cache-Control: no-cache``), in chunked transfer encoding when the
+  request is HTTP/1.1; an HTTP/1.0 client gets the bytes unframed, the end of the body being
+  the end of the connection (``open_stream``).
 - The first event is ``connection_id``, its data the JSON ``{"client_id": ID}`` with the
   connection's id (a new one for every stream), and it sets ``retry: RETRY_MS``
   (``connection_id_frame``; build it with ``my_chat.sse.encode_event``).
@@ -68,8 +70,9 @@ def user_of(request: web.Request) -> str:
 async def open_stream(request: web.Request, user: str) -> tuple[web.StreamResponse, Connection]:
     """Start the response with the stream headers; a Connection that writes to this socket.
 
-    The response uses chunked encoding (HTTP/1.1), and the Connection writes ready-made
-    chunks straight to ``request.transport``: ``Connection(id, user, request.transport)``.
+    The response uses chunked encoding if the request is HTTP/1.1 (``request.version``), and
+    the Connection writes ready-made chunks (or, for HTTP/1.0, bare frames) straight to
+    ``request.transport``: ``Connection(id, user, request.transport)``.
     Give it a new id: ``uuid.uuid4().hex``.
     """
     # TODO: a StreamResponse with STREAM_HEADERS, chunked, prepared; then the Connection

@@ -3,11 +3,14 @@
 Store every chat message in SQLite and read it back, so history survives restarts and a
 client that reconnects with ``Last-Event-ID`` gets exactly what it missed.
 
-- ``open`` connects with aiosqlite and creates the ``messages`` table if it is missing. The
-  ids come from SQLite (``INTEGER PRIMARY KEY AUTOINCREMENT``): they only ever grow, even after
+- ``open`` connects with aiosqlite, switches the database to WAL with ``synchronous=NORMAL``
+  (as my_chat does), and creates the ``messages`` table if it is missing. The ids come from
+  SQLite (``INTEGER PRIMARY KEY AUTOINCREMENT``): they only ever grow, even after
   old rows are deleted, so they can be the SSE ``id:`` of each message.
 - ``append`` stores one message and commits before it returns: once the sender hears "201",
-  the message is on disk.
+  the message is committed. In WAL mode with ``synchronous=NORMAL`` a commit survives the
+  server process being killed; only a power loss or an operating-system crash can still lose
+  the last few (chapter 1 says why my_chat accepts that).
 - ``append_many`` stores several messages in ONE transaction (group commit): all of them or,
   when any one fails, none of them (the error is raised). It returns them in the order given,
   each with its id; the ids grow in that order, like the ids of ``append`` called once per
@@ -20,8 +23,10 @@ client that reconnects with ``Last-Event-ID`` gets exactly what it missed.
   writes fail with "database is locked".
 - ``after``, ``before`` and ``latest`` return messages in id order (oldest first), and only
   those ``viewer`` may see: the room's (``recipient IS NULL``) and private ones the viewer
-  sent or received.
-- ``prune`` deletes what retention no longer keeps.
+  sent or received. Their ``limit`` counts only messages the viewer may see.
+- ``prune(keep_count, older_than)`` deletes what retention no longer keeps: it keeps at most
+  the ``keep_count`` newest messages (0: no cap), deletes every message with a timestamp
+  below ``older_than`` (milliseconds; None: no age cap), and returns how many it deleted.
 """
 
 from __future__ import annotations
