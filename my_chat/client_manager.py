@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from my_chat.events import Frame
+from my_chat.events import Frame, as_frame
 
 logger = logging.getLogger("my_chat")
 
@@ -81,20 +81,25 @@ class Connection:
 
     # --8<-- [start:connection-send]
     def send(self, frame: Frame | bytes) -> bool:
-        """Hand one frame to the socket. False if the connection is closed or just closed."""
-        if isinstance(frame, bytes):
-            frame = Frame(frame)
+        """Hand one live frame to the socket. False if the connection is closed or just closed."""
+        if isinstance(frame, bytes):  # a heartbeat part's; a fan-out hands in its Frame
+            frame = as_frame(frame)
         if self._pending is not None:
             self._pending.append(frame)
             return not self.closed.done()
-        if frame.message_id is not None and frame.message_id <= self._replayed_through:
-            return not self.closed.done()  # sent by the replay already
-        return self._write(frame)
-
-    def _write(self, frame: Frame, *, after_close: bool = False) -> bool:
-        transport = self._transport
-        if self.closed.done() and not after_close:
+        if self.closed.done():
             return False
+        if frame.message_id is not None and frame.message_id <= self._replayed_through:
+            return True  # sent by the replay already
+        return self.write(frame)
+
+    def write(self, frame: Frame) -> bool:
+        """Write one frame to the socket now: every frame of the stream goes out through here.
+
+        False if the socket is gone or the client is too slow (then it is closed). It does not
+        look at ``closed``: the stream's own last frames are written after it was closed.
+        """
+        transport = self._transport
         if self.slow or transport is None or transport.is_closing():
             return False
         if transport.get_write_buffer_size() > self._buffer_limit:
@@ -106,6 +111,16 @@ class Connection:
     # --8<-- [end:connection-send]
 
     # --8<-- [start:replay-buffer]
+    async def write_in_turn(self, frame: Frame, drain: Callable[[], Awaitable[None]]) -> None:
+        """Write one of the handler's own frames (opening, replay), then wait while the socket's
+        buffer is full (``drain``); raise ``ConnectionResetError`` if the socket is gone.
+
+        Live frames never wait: they are held back until these are written.
+        """
+        if not self.write(frame):
+            raise ConnectionResetError(f"the stream of client {self.id} is gone")
+        await drain()
+
     def start_replay(self) -> None:
         """Hold live frames back until the history before them has been written."""
         self._pending = []
@@ -119,7 +134,7 @@ class Connection:
                 continue
             # Even if the stream was closed meanwhile (a shutdown during the replay), what
             # was held back goes out first: it ends with the shutdown's `reconnect` event.
-            if not self._write(frame, after_close=True):
+            if not self.write(frame):
                 break
 
     # --8<-- [end:replay-buffer]
@@ -150,7 +165,8 @@ class ManagerStats:
     connections_opened: int = 0
     connections_closed: int = 0
     slow_disconnects: int = 0
-    frames_queued: int = 0
+    # Frames a broadcast or push handed to a connection: one per connection reached.
+    deliveries: int = 0
 
 
 # --8<-- [start:indexes]
@@ -208,12 +224,11 @@ class ClientManager:
         return connection is not None and connection.send(frame)
 
     def _send_all(self, connections: Iterable[Connection], frame: Frame | bytes) -> int:
-        if isinstance(frame, bytes):
-            frame = Frame(frame)
+        frame = as_frame(frame)
         # A slow connection only aborts inside send(); it leaves the dicts later, in its
         # handler's finally. The copy keeps this loop safe should closing ever unregister.
         sent = sum(1 for connection in list(connections) if connection.send(frame))
-        self.stats.frames_queued += sent
+        self.stats.deliveries += sent
         return sent
 
     # --8<-- [end:fan-out]
@@ -234,7 +249,7 @@ class ClientManager:
     def __len__(self) -> int:
         return len(self._clients)
 
-    def close_all(self, farewell: Frame | bytes | Callable[[], bytes] | None = None) -> None:
+    def close_all(self, farewell: Frame | bytes | Callable[[], Frame] | None = None) -> None:
         """Say goodbye to every connection and end its stream (used on shutdown).
 
         ``farewell`` may be a function: then each connection gets the frame of its own call.

@@ -43,9 +43,8 @@ import jwt
 
 from my_chat.client_manager import ClientManager, Connection
 from my_chat.errors import InvalidToken
-from my_chat.events import ERROR, ErrorData, to_json
+from my_chat.events import Frame, error_frame
 from my_chat.parts import Parts
-from my_chat.sse import encode_event
 from my_chat.transaction import write_transaction
 
 if TYPE_CHECKING:
@@ -79,13 +78,13 @@ class Session:
     expires: float  # seconds since the epoch
 
 
-def session_end_frame(code: str) -> bytes:
+def session_end_frame(code: str) -> Frame:
     """The last frame of a stream whose session ended: an ``error`` event the page knows."""
     text = {
         SESSION_REVOKED: "this session was signed out; sign in again",
         SESSION_EXPIRED: "this session has expired; sign in again",
     }[code]
-    return encode_event(to_json(ErrorData(error=code, message=text)), event=ERROR)
+    return error_frame(code, text)
 
 
 def end_streams(connections: list[Connection], code: str) -> int:
