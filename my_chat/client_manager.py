@@ -6,19 +6,23 @@ and hands frames to them: to everyone, to some users, or to one connection.
 Why no lock, when the Go gateway needs ``sync.Map`` and four channels? The Go manager is
 called from many goroutines running in parallel, so its maps need protection, and the guide
 funnels every change through one ``Run()`` loop. Here every caller runs on one asyncio event
-loop, and no method below contains an ``await``: each one runs from start to finish before any
-other code can run. A broadcast therefore never sees a half-registered client, and register
-and unregister need no channel. (The lost-update trap appears only when code *does* await in
-the middle of a read-modify-write; notebook 3 shows it.)
+loop, and no method of the manager, nor a client's ``send`` or ``write``, contains an
+``await``: each one runs from start to finish before any other code can run. A broadcast
+therefore never sees a half-registered client, and register and unregister need no channel.
+(The lost-update trap appears only when code *does* await in the middle of a
+read-modify-write; notebook 3 shows it.)
 
-How frames reach the sockets: a broadcast encodes its frame once, and each connection writes
-those bytes straight into its transport. There is no queue and no task per connection: at
-10,000 clients that costs about 2.4 times less server CPU per delivery and cuts the median
-fan-out time by about 2.6 (``bench/variants.py``). The transport's own write buffer is
-the bounded outgoing buffer: a connection whose buffer passes ``buffer_limit`` is too slow,
-and it is closed (logged and counted) instead of losing messages silently, as the guide's
-``Send`` does when its channel is full. The client reconnects with ``Last-Event-ID`` and the
-history replays what it missed, so being slow costs latency, never messages.
+How frames reach the sockets: a broadcast encodes its frame once, and each client writes
+those bytes straight into its transport. Every frame of a stream takes that one path,
+``Client.write``: the live ones, and the stream handler's own (the opening frames and the
+replay), so the slow-client rule and the shared chunk apply to all of them. There is no
+queue and no task per connection: at 10,000 clients that costs about 2.4 times less server
+CPU per delivery and cuts the median fan-out time by about 2.6 (``bench/variants.py``). The
+transport's own write buffer is the bounded outgoing buffer: a connection whose buffer
+passes ``buffer_limit`` is too slow, and it is closed (logged and counted) instead of losing
+messages silently, as the guide's ``Send`` does when its channel is full. The client
+reconnects with ``Last-Event-ID`` and the history replays what it missed, so being slow
+costs latency, never messages.
 """
 
 from __future__ import annotations
@@ -34,8 +38,11 @@ from my_chat.events import Frame, as_frame
 logger = logging.getLogger("my_chat")
 
 
-class Connection:
-    """One open ``GET /sse`` stream: a client id, its user, and the socket to write to."""
+class Client:
+    """One open ``GET /sse`` stream: a client id, its user, and the socket to write to.
+
+    The guide's ``Client``; the ``ClientManager`` keeps them.
+    """
 
     __slots__ = (
         "_buffer_limit",
@@ -174,14 +181,14 @@ class ClientManager:
     """Every open connection, by id and by user."""
 
     def __init__(self) -> None:
-        self._clients: dict[str, Connection] = {}
-        self._user_clients: dict[str, dict[str, Connection]] = {}
+        self._clients: dict[str, Client] = {}
+        self._user_clients: dict[str, dict[str, Client]] = {}
         self.stats = ManagerStats()
 
     # --8<-- [end:indexes]
 
     # --8<-- [start:register]
-    def register(self, connection: Connection) -> bool:
+    def register(self, connection: Client) -> bool:
         """Add a connection. True if it is its user's first, so the user just came online."""
         self._clients[connection.id] = connection
         devices = self._user_clients.setdefault(connection.user, {})
@@ -189,7 +196,7 @@ class ClientManager:
         self.stats.connections_opened += 1
         return len(devices) == 1
 
-    def unregister(self, connection: Connection) -> bool:
+    def unregister(self, connection: Client) -> bool:
         """Remove a connection. True if it was its user's last, so the user just went offline."""
         if self._clients.pop(connection.id, None) is None:
             return False
@@ -223,7 +230,7 @@ class ClientManager:
         connection = self._clients.get(connection_id)
         return connection is not None and connection.send(frame)
 
-    def _send_all(self, connections: Iterable[Connection], frame: Frame | bytes) -> int:
+    def _send_all(self, connections: Iterable[Client], frame: Frame | bytes) -> int:
         frame = as_frame(frame)
         # A slow connection only aborts inside send(); it leaves the dicts later, in its
         # handler's finally. The copy keeps this loop safe should closing ever unregister.
@@ -233,11 +240,11 @@ class ClientManager:
 
     # --8<-- [end:fan-out]
 
-    def connections(self) -> Iterator[Connection]:
+    def connections(self) -> Iterator[Client]:
         """A snapshot of every open connection."""
         return iter(list(self._clients.values()))
 
-    def connections_of(self, user: str) -> list[Connection]:
+    def connections_of(self, user: str) -> list[Client]:
         return list(self._user_clients.get(user, {}).values())
 
     def online_users(self) -> list[str]:

@@ -23,7 +23,7 @@ import uuid
 from aiohttp import web
 
 from my_chat.auth import authenticate_session
-from my_chat.client_manager import Connection
+from my_chat.client_manager import Client
 from my_chat.config import Settings
 from my_chat.context import ServiceContext, context_of
 from my_chat.errors import ApiError, BadRequest, TooManyRequests
@@ -108,7 +108,7 @@ def suggested_retry(settings: Settings) -> int:
 
 
 # --8<-- [start:opening]
-def opening_frames(context: ServiceContext, connection: Connection) -> Frame:
+def opening_frames(context: ServiceContext, connection: Client) -> Frame:
     """``connection_id`` with ``retry:``, then the ``initial`` heartbeat: one frame, one write."""
     frames = [connection_id_frame(connection.id, suggested_retry(context.settings))]
     if context.parts.done("heartbeat"):
@@ -137,9 +137,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
         # Chunked on purpose: the connection writes ready-made chunks straight to the socket.
         response.enable_chunked_encoding()
     # prepare() sends the status line and the headers. Every frame after them, the handler's
-    # own included, is written by the connection (Connection.write), never by the response.
+    # own included, is written by the connection (Client.write), never by the response.
     writer = await response.prepare(request)
-    connection = Connection(
+    connection = Client(
         uuid.uuid4().hex,
         user,
         request.transport,
@@ -215,7 +215,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 
 # --8<-- [start:expiry]
-def close_when_expired(connection: Connection, session: Session) -> asyncio.TimerHandle:
+def close_when_expired(connection: Client, session: Session) -> asyncio.TimerHandle:
     """End the stream with ``session_expired`` when its token expires.
 
     One timer per stream rather than a periodic sweep over all of them: the timer costs one

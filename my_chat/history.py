@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from my_chat.client_manager import Connection
+from my_chat.client_manager import Client
 from my_chat.events import Frame, Message, messages_frame, recovered_frame
 
 REPLAY_PAGE = 500
@@ -73,7 +73,7 @@ class LatestWindow:
 
 async def replay(
     store: Any,
-    connection: Connection,
+    connection: Client,
     may_see,
     last_event_id: int | None,
     count: int,
@@ -118,7 +118,7 @@ async def replay(
 
 
 async def _write_visible(
-    batch: list[Message], connection: Connection, may_see, drain: Callable[[], Awaitable[None]]
+    batch: list[Message], connection: Client, may_see, drain: Callable[[], Awaitable[None]]
 ) -> None:
     visible = [m for m in batch if may_see(m, connection.user)]
     if visible:

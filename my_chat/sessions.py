@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Protocol
 import aiosqlite
 import jwt
 
-from my_chat.client_manager import ClientManager, Connection
+from my_chat.client_manager import Client, ClientManager
 from my_chat.errors import InvalidToken
 from my_chat.events import Frame, error_frame
 from my_chat.parts import Parts
@@ -87,7 +87,7 @@ def session_end_frame(code: str) -> Frame:
     return error_frame(code, text)
 
 
-def end_streams(connections: list[Connection], code: str) -> int:
+def end_streams(connections: list[Client], code: str) -> int:
     """Send each stream the session-end event and close it; returns how many were closed."""
     frame = session_end_frame(code)
     for connection in connections:
@@ -176,11 +176,11 @@ class Revocations:
             del self.revoked[token_id]
 
 
-def _token_of(connection: Connection) -> str | None:
+def _token_of(connection: Client) -> str | None:
     return connection.session.token_id if connection.session is not None else None
 
 
-def _generation_of(connection: Connection) -> int:
+def _generation_of(connection: Client) -> int:
     return connection.session.generation if connection.session is not None else 0
 
 
