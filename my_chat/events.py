@@ -6,8 +6,8 @@ kept so a Go client and a Python client read the same frames.
 
 Every frame my_chat sends is built here, as a ``Frame``: one builder per event. The one
 exception is the heartbeat, which is exercise 1: the heartbeat part builds its frames
-(``heartbeat_frame``, as bytes) and ``as_frame`` takes them in. ``as_frame`` is where bytes
-made elsewhere become a ``Frame``: a heartbeat part's, and a frame that comes back from Redis.
+(``heartbeat_frame``, as bytes), and ``as_frame`` takes them in. Apart from that, bytes
+become a ``Frame`` only where a pushed frame comes back from Redis (``redis_broker``).
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ class Frame:
 
 
 def as_frame(frame: Frame | bytes) -> Frame:
-    """``frame`` as a ``Frame``: bytes encoded elsewhere (a heartbeat part, Redis) are wrapped."""
+    """``frame`` as a ``Frame``: bytes from a heartbeat part (exercise 1) are wrapped."""
     return frame if isinstance(frame, Frame) else Frame(frame)
 
 

@@ -23,8 +23,8 @@ async def no_wait() -> None:
 
 # --8<-- [start:replay]
 class LatestWindow:
-    """The history a fresh stream gets, as one ready-made block of bytes, for every viewer
-    with no private message in it: the latest ``count`` room messages, joined once.
+    """The history a fresh stream gets, as one ready-made frame, for every viewer with no
+    private message in it: the latest ``count`` room messages, joined (and chunked) once.
 
     The broker calls ``delivered`` with every message, in id order, before handing it to
     the streams. The window is trusted only once all of it was delivered by this process:
