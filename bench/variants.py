@@ -3,7 +3,7 @@
 Small aiohttp SSE servers, each differing from a baseline in exactly one choice, measured with
 the benchmark's own load generator and phases (:mod:`bench.phases`, :mod:`bench.loadgen`). The
 baseline does what my_chat does on its delivery path, with my_chat's own ``ClientManager``,
-``Connection`` and ``Frame``: encode a broadcast once, write the same HTTP chunk straight into
+``Client`` and ``Frame``: encode a broadcast once, write the same HTTP chunk straight into
 every stream's transport, close a stream whose transport holds more than ``buffer_limit``
 bytes. Every server speaks the reference server's API: ``GET /sse`` (a ``connection_id``
 event, then the stream), ``POST /broadcast?event=NAME`` (the body is the data), ``GET /stats``.
@@ -56,10 +56,10 @@ from bench.phases import PhaseIds, connect_and_measure, delivery_check, fanout, 
 from bench.processes import ServerProcess, WorkerPool, free_port, raise_open_file_limit
 from bench.report import machine_info
 from bench.stats import latency_summary
-from my_chat.client_manager import ClientManager, Connection
+from my_chat.client_manager import Client, ClientManager
 from my_chat.config import Settings
 from my_chat.connection import STREAM_HEADERS
-from my_chat.events import Frame
+from my_chat.events import Frame, as_frame
 from my_chat.sse import encode_event
 
 BUFFER_LIMIT = Settings().buffer_limit  # my_chat's own: 256 KiB
@@ -117,11 +117,11 @@ SLOW_VARIANTS = ["baseline", "unbounded", "guide-drop", "guide-unbounded-queue"]
 
 
 # --8<-- [start:queued-connection]
-class QueuedConnection(Connection):
+class QueuedClient(Client):
     """The guide's ``Client`` ported as is: ``Send`` puts a frame into a queue, and the
     stream's task (Go: the goroutine running ``Listen``) takes it out and writes it.
 
-    The write itself is the baseline's (``Connection._write``: the same shared chunk, the same
+    The write itself is the baseline's (``Client.write``: the same shared chunk, the same
     buffer limit), so the queue and the task switch are the only difference measured.
     """
 
@@ -132,8 +132,7 @@ class QueuedConnection(Connection):
         self.queue: asyncio.Queue[Frame] = asyncio.Queue(queue_size)
 
     def send(self, frame: Frame | bytes) -> bool:
-        if isinstance(frame, bytes):
-            frame = Frame(frame)
+        frame = as_frame(frame)
         if self.closed.done():
             return False
         try:
@@ -146,7 +145,7 @@ class QueuedConnection(Connection):
     async def listen(self, response: web.StreamResponse) -> None:
         while True:
             frame = await self.queue.get()  # one task wake-up per frame per stream
-            if not self._write(frame):
+            if not self.write(frame):
                 return
 
 
@@ -154,7 +153,7 @@ class QueuedConnection(Connection):
 
 
 # --8<-- [start:guide-connection]
-class GuideConnection(QueuedConnection):
+class GuideClient(QueuedClient):
     """The guide's ``Send`` and ``Listen`` as they are: a full queue drops the frame and
     says nothing, and the task waits for every write (Go's ``Fprintf`` blocks on a full
     socket; aiohttp's ``response.write`` waits for the transport to drain)."""
@@ -166,8 +165,7 @@ class GuideConnection(QueuedConnection):
         self.dropped = 0
 
     def send(self, frame: Frame | bytes) -> bool:
-        if isinstance(frame, bytes):
-            frame = Frame(frame)
+        frame = as_frame(frame)
         try:
             self.queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -188,21 +186,19 @@ VARIANT_KEY = web.AppKey("variant", Variant)
 MANAGER_KEY = web.AppKey("manager", ClientManager)
 
 
-def new_connection(
-    variant: Variant, request: web.Request, response: web.StreamResponse
-) -> Connection:
+def new_connection(variant: Variant, request: web.Request, response: web.StreamResponse) -> Client:
     limit = sys.maxsize if variant.buffer_limit is None else variant.buffer_limit
     common = {"chunked": response.chunked, "buffer_limit": limit}
     connection_id = uuid.uuid4().hex
     if variant.delivery == "queue":
-        return QueuedConnection(
+        return QueuedClient(
             connection_id, "bench", request.transport, queue_size=variant.queue_size, **common
         )
     if variant.delivery == "guide":
-        return GuideConnection(
+        return GuideClient(
             connection_id, "bench", request.transport, queue_size=variant.queue_size, **common
         )
-    return Connection(connection_id, "bench", request.transport, **common)
+    return Client(connection_id, "bench", request.transport, **common)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -215,7 +211,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     await response.write(encode_event(opening, event="connection_id"))
     manager.register(connection)
     try:
-        if isinstance(connection, QueuedConnection):
+        if isinstance(connection, QueuedClient):
             await connection.listen(response)  # this task writes every frame
         else:
             await connection.closed  # this task sleeps; broadcast() writes
@@ -270,7 +266,7 @@ async def stats(request: web.Request) -> web.Response:
             "slow_disconnects": manager.stats.slow_disconnects,
             "dropped": sum(getattr(c, "dropped", 0) for c in connections),
             "queued_frames": sum(
-                c.queue.qsize() for c in connections if isinstance(c, QueuedConnection)
+                c.queue.qsize() for c in connections if isinstance(c, QueuedClient)
             ),
             "transport_buffered_bytes": buffered,
         }

@@ -2,7 +2,7 @@
 
 Add the event stream to step 1's app. A client opens ``GET /sse?user=alice``; the server
 answers with the event-stream headers, sends a first event, and keeps the response open.
-The stream is a my_chat ``Connection`` (phase 4) registered with the app's manager, so
+The stream is a my_chat ``Client`` (phase 4) registered with the app's manager, so
 anything the manager sends later reaches it. (Step 5 replaces ``?user=`` with a signed
 token: until then, anyone may say they are anyone.)
 
@@ -44,7 +44,7 @@ import uuid
 
 from aiohttp import web
 
-from my_chat.client_manager import Connection
+from my_chat.client_manager import Client
 from my_chat.errors import BadRequest
 from my_chat.events import CONNECTION_ID, ConnectionIdData, to_json
 from my_chat.sse import encode_event
@@ -67,19 +67,19 @@ def user_of(request: web.Request) -> str:
     raise NotImplementedError("TODO: user_of() in exercises/p5_sse_endpoint.py")
 
 
-async def open_stream(request: web.Request, user: str) -> tuple[web.StreamResponse, Connection]:
-    """Start the response with the stream headers; a Connection that writes to this socket.
+async def open_stream(request: web.Request, user: str) -> tuple[web.StreamResponse, Client]:
+    """Start the response with the stream headers; a Client that writes to this socket.
 
     The response uses chunked encoding if the request is HTTP/1.1 (``request.version``), and
-    the Connection writes ready-made chunks (or, for HTTP/1.0, bare frames) straight to
-    ``request.transport``: ``Connection(id, user, request.transport)``.
+    the Client writes ready-made chunks (or, for HTTP/1.0, bare frames) straight to
+    ``request.transport``: ``Client(id, user, request.transport)``.
     Give it a new id: ``uuid.uuid4().hex``.
     """
-    # TODO: a StreamResponse with STREAM_HEADERS, chunked, prepared; then the Connection
+    # TODO: a StreamResponse with STREAM_HEADERS, chunked, prepared; then the Client
     raise NotImplementedError("TODO: open_stream() in exercises/p5_sse_endpoint.py")
 
 
-def connection_id_frame(connection: Connection) -> bytes:
+def connection_id_frame(connection: Client) -> bytes:
     """The first event: ``connection_id`` with ``{"client_id": ...}``, and ``retry``."""
     # TODO: encode ConnectionIdData as JSON in a connection_id event with retry
     raise NotImplementedError("TODO: connection_id_frame() in exercises/p5_sse_endpoint.py")

@@ -47,9 +47,9 @@ class Broker(Protocol):
 
     async def publish(self, sender: str, text: str, to: str | None) -> Message: ...
 
-    async def push(self, users: Iterable[str], frame: bytes) -> int: ...
+    async def push(self, users: Iterable[str], frame: Frame) -> int: ...
 
-    async def broadcast(self, frame: bytes) -> int: ...
+    async def broadcast(self, frame: Frame) -> int: ...
 
     async def user_online(self, user: str) -> None: ...
 
@@ -241,11 +241,11 @@ class LocalBroker:
             return self.manager.broadcast(frame)
         return self.manager.send_to_users(audience, frame)
 
-    async def push(self, users: Iterable[str], frame: bytes) -> int:
-        return self.manager.send_to_users(users, Frame(frame))
+    async def push(self, users: Iterable[str], frame: Frame) -> int:
+        return self.manager.send_to_users(users, frame)
 
-    async def broadcast(self, frame: bytes) -> int:
-        return self.manager.broadcast(Frame(frame))
+    async def broadcast(self, frame: Frame) -> int:
+        return self.manager.broadcast(frame)
 
     # --8<-- [end:publish]
 

@@ -6,36 +6,43 @@ and hands frames to them: to everyone, to some users, or to one connection.
 Why no lock, when the Go gateway needs ``sync.Map`` and four channels? The Go manager is
 called from many goroutines running in parallel, so its maps need protection, and the guide
 funnels every change through one ``Run()`` loop. Here every caller runs on one asyncio event
-loop, and no method below contains an ``await``: each one runs from start to finish before any
-other code can run. A broadcast therefore never sees a half-registered client, and register
-and unregister need no channel. (The lost-update trap appears only when code *does* await in
-the middle of a read-modify-write; notebook 3 shows it.)
+loop, and no method of the manager, nor a client's ``send`` or ``write``, contains an
+``await``: each one runs from start to finish before any other code can run. A broadcast
+therefore never sees a half-registered client, and register and unregister need no channel.
+(The lost-update trap appears only when code *does* await in the middle of a
+read-modify-write; notebook 3 shows it.)
 
-How frames reach the sockets: a broadcast encodes its frame once, and each connection writes
-those bytes straight into its transport. There is no queue and no task per connection: at
-10,000 clients that costs about 2.4 times less server CPU per delivery and cuts the median
-fan-out time by about 2.6 (``bench/variants.py``). The transport's own write buffer is
-the bounded outgoing buffer: a connection whose buffer passes ``buffer_limit`` is too slow,
-and it is closed (logged and counted) instead of losing messages silently, as the guide's
-``Send`` does when its channel is full. The client reconnects with ``Last-Event-ID`` and the
-history replays what it missed, so being slow costs latency, never messages.
+How frames reach the sockets: a broadcast encodes its frame once, and each client writes
+those bytes straight into its transport. Every frame of a stream takes that one path,
+``Client.write``: the live ones, and the stream handler's own (the opening frames and the
+replay), so the slow-client rule and the shared chunk apply to all of them. There is no
+queue and no task per connection: at 10,000 clients that costs about 2.4 times less server
+CPU per delivery and cuts the median fan-out time by about 2.6 (``bench/variants.py``). The
+transport's own write buffer is the bounded outgoing buffer: a connection whose buffer
+passes ``buffer_limit`` is too slow, and it is closed (logged and counted) instead of losing
+messages silently, as the guide's ``Send`` does when its channel is full. The client
+reconnects with ``Last-Event-ID`` and the history replays what it missed, so being slow
+costs latency, never messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from my_chat.events import Frame
+from my_chat.events import Frame, as_frame
 
 logger = logging.getLogger("my_chat")
 
 
-class Connection:
-    """One open ``GET /sse`` stream: a client id, its user, and the socket to write to."""
+class Client:
+    """One open ``GET /sse`` stream: a client id, its user, and the socket to write to.
+
+    The guide's ``Client``; the ``ClientManager`` keeps them.
+    """
 
     __slots__ = (
         "_buffer_limit",
@@ -81,20 +88,25 @@ class Connection:
 
     # --8<-- [start:connection-send]
     def send(self, frame: Frame | bytes) -> bool:
-        """Hand one frame to the socket. False if the connection is closed or just closed."""
-        if isinstance(frame, bytes):
-            frame = Frame(frame)
+        """Hand one live frame to the socket. False if the connection is closed or just closed."""
+        if isinstance(frame, bytes):  # a heartbeat part's; a fan-out hands in its Frame
+            frame = as_frame(frame)
         if self._pending is not None:
             self._pending.append(frame)
             return not self.closed.done()
-        if frame.message_id is not None and frame.message_id <= self._replayed_through:
-            return not self.closed.done()  # sent by the replay already
-        return self._write(frame)
-
-    def _write(self, frame: Frame, *, after_close: bool = False) -> bool:
-        transport = self._transport
-        if self.closed.done() and not after_close:
+        if self.closed.done():
             return False
+        if frame.message_id is not None and frame.message_id <= self._replayed_through:
+            return True  # sent by the replay already
+        return self.write(frame)
+
+    def write(self, frame: Frame) -> bool:
+        """Write one frame to the socket now: every frame of the stream goes out through here.
+
+        False if the socket is gone or the client is too slow (then it is closed). It does not
+        look at ``closed``: the stream's own last frames are written after it was closed.
+        """
+        transport = self._transport
         if self.slow or transport is None or transport.is_closing():
             return False
         if transport.get_write_buffer_size() > self._buffer_limit:
@@ -106,6 +118,16 @@ class Connection:
     # --8<-- [end:connection-send]
 
     # --8<-- [start:replay-buffer]
+    async def write_in_turn(self, frame: Frame, drain: Callable[[], Awaitable[None]]) -> None:
+        """Write one of the handler's own frames (opening, replay), then wait while the socket's
+        buffer is full (``drain``); raise ``ConnectionResetError`` if the socket is gone.
+
+        Live frames never wait: they are held back until these are written.
+        """
+        if not self.write(frame):
+            raise ConnectionResetError(f"the stream of client {self.id} is gone")
+        await drain()
+
     def start_replay(self) -> None:
         """Hold live frames back until the history before them has been written."""
         self._pending = []
@@ -119,7 +141,7 @@ class Connection:
                 continue
             # Even if the stream was closed meanwhile (a shutdown during the replay), what
             # was held back goes out first: it ends with the shutdown's `reconnect` event.
-            if not self._write(frame, after_close=True):
+            if not self.write(frame):
                 break
 
     # --8<-- [end:replay-buffer]
@@ -150,7 +172,8 @@ class ManagerStats:
     connections_opened: int = 0
     connections_closed: int = 0
     slow_disconnects: int = 0
-    frames_queued: int = 0
+    # Frames a broadcast or push handed to a connection: one per connection reached.
+    deliveries: int = 0
 
 
 # --8<-- [start:indexes]
@@ -158,14 +181,14 @@ class ClientManager:
     """Every open connection, by id and by user."""
 
     def __init__(self) -> None:
-        self._clients: dict[str, Connection] = {}
-        self._user_clients: dict[str, dict[str, Connection]] = {}
+        self._clients: dict[str, Client] = {}
+        self._user_clients: dict[str, dict[str, Client]] = {}
         self.stats = ManagerStats()
 
     # --8<-- [end:indexes]
 
     # --8<-- [start:register]
-    def register(self, connection: Connection) -> bool:
+    def register(self, connection: Client) -> bool:
         """Add a connection. True if it is its user's first, so the user just came online."""
         self._clients[connection.id] = connection
         devices = self._user_clients.setdefault(connection.user, {})
@@ -173,7 +196,7 @@ class ClientManager:
         self.stats.connections_opened += 1
         return len(devices) == 1
 
-    def unregister(self, connection: Connection) -> bool:
+    def unregister(self, connection: Client) -> bool:
         """Remove a connection. True if it was its user's last, so the user just went offline."""
         if self._clients.pop(connection.id, None) is None:
             return False
@@ -207,22 +230,21 @@ class ClientManager:
         connection = self._clients.get(connection_id)
         return connection is not None and connection.send(frame)
 
-    def _send_all(self, connections: Iterable[Connection], frame: Frame | bytes) -> int:
-        if isinstance(frame, bytes):
-            frame = Frame(frame)
+    def _send_all(self, connections: Iterable[Client], frame: Frame | bytes) -> int:
+        frame = as_frame(frame)
         # A slow connection only aborts inside send(); it leaves the dicts later, in its
         # handler's finally. The copy keeps this loop safe should closing ever unregister.
         sent = sum(1 for connection in list(connections) if connection.send(frame))
-        self.stats.frames_queued += sent
+        self.stats.deliveries += sent
         return sent
 
     # --8<-- [end:fan-out]
 
-    def connections(self) -> Iterator[Connection]:
+    def connections(self) -> Iterator[Client]:
         """A snapshot of every open connection."""
         return iter(list(self._clients.values()))
 
-    def connections_of(self, user: str) -> list[Connection]:
+    def connections_of(self, user: str) -> list[Client]:
         return list(self._user_clients.get(user, {}).values())
 
     def online_users(self) -> list[str]:
@@ -234,7 +256,7 @@ class ClientManager:
     def __len__(self) -> int:
         return len(self._clients)
 
-    def close_all(self, farewell: Frame | bytes | Callable[[], bytes] | None = None) -> None:
+    def close_all(self, farewell: Frame | bytes | Callable[[], Frame] | None = None) -> None:
         """Say goodbye to every connection and end its stream (used on shutdown).
 
         ``farewell`` may be a function: then each connection gets the frame of its own call.

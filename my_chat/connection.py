@@ -23,21 +23,20 @@ import uuid
 from aiohttp import web
 
 from my_chat.auth import authenticate_session
-from my_chat.client_manager import Connection
+from my_chat.client_manager import Client
 from my_chat.config import Settings
 from my_chat.context import ServiceContext, context_of
 from my_chat.errors import ApiError, BadRequest, TooManyRequests
 from my_chat.events import (
-    CONNECTION_ID,
     HEARTBEAT_INITIAL,
-    ONLINE,
-    ConnectionIdData,
-    OnlineData,
-    to_json,
+    Frame,
+    as_frame,
+    connection_id_frame,
+    joined_frame,
+    online_frame,
 )
 from my_chat.history import replay
 from my_chat.sessions import SESSION_EXPIRED, SESSION_REVOKED, Session, end_streams
-from my_chat.sse import encode_event
 
 logger = logging.getLogger("my_chat")
 
@@ -109,21 +108,16 @@ def suggested_retry(settings: Settings) -> int:
 
 
 # --8<-- [start:opening]
-def opening_frames(context: ServiceContext, connection: Connection) -> bytes:
-    frames = [
-        encode_event(
-            to_json(ConnectionIdData(connection.id)),
-            event=CONNECTION_ID,
-            retry=suggested_retry(context.settings),
-        ),
-    ]
+def opening_frames(context: ServiceContext, connection: Client) -> Frame:
+    """``connection_id`` with ``retry:``, then the ``initial`` heartbeat: one frame, one write."""
+    frames = [connection_id_frame(connection.id, suggested_retry(context.settings))]
     if context.parts.done("heartbeat"):
         heartbeat = context.parts.heartbeat
         payload = heartbeat.heartbeat_payload(
             HEARTBEAT_INITIAL, client_id=connection.id, user_id=connection.user
         )
-        frames.append(heartbeat.heartbeat_frame(payload))
-    return b"".join(frames)
+        frames.append(as_frame(heartbeat.heartbeat_frame(payload)))
+    return joined_frame(frames)
 
 
 # --8<-- [end:opening]
@@ -142,8 +136,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if request.version >= (1, 1):
         # Chunked on purpose: the connection writes ready-made chunks straight to the socket.
         response.enable_chunked_encoding()
-    await response.prepare(request)
-    connection = Connection(
+    # prepare() sends the status line and the headers. Every frame after them, the handler's
+    # own included, is written by the connection (Client.write), never by the response.
+    writer = await response.prepare(request)
+    connection = Client(
         uuid.uuid4().hex,
         user,
         request.transport,
@@ -164,24 +160,25 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if context.sessions.is_revoked(session):
         end_streams([connection], SESSION_REVOKED)  # signed out while this stream opened
     try:
-        # prepare() has sent the headers; this first write is retry:, connection_id, heartbeat.
-        await response.write(opening_frames(context, connection))
+        # The handler's own frames go first, each written in turn (waiting while the socket's
+        # buffer is full); live frames wait behind them until finish_replay.
+        await connection.write_in_turn(opening_frames(context, connection), writer.drain)
         if first_of_user:
             await context.broker.user_online(user)
         # Who is online, for this stream only; the presence changes after it are held back
         # with the live frames, so the page applies them on top of this list, in order.
-        online = OnlineData(await context.broker.online_snapshot(user))
-        await response.write(encode_event(to_json(online), event=ONLINE))
+        online = online_frame(await context.broker.online_snapshot(user))
+        await connection.write_in_turn(online, writer.drain)
         may_see = context.parts.private.may_see if context.parts.done("private") else _room_only
         last_replayed = await replay(
             context.store,
             connection,
-            response.write,
             may_see,
             last_event_id,
             context.settings.history_on_connect,
             context.settings.replay_max,
             window=getattr(context.broker, "latest_window", None),
+            drain=writer.drain,
         )
         connection.finish_replay(last_replayed)
         await connection.closed
@@ -218,7 +215,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 
 # --8<-- [start:expiry]
-def close_when_expired(connection: Connection, session: Session) -> asyncio.TimerHandle:
+def close_when_expired(connection: Client, session: Session) -> asyncio.TimerHandle:
     """End the stream with ``session_expired`` when its token expires.
 
     One timer per stream rather than a periodic sweep over all of them: the timer costs one

@@ -3,6 +3,11 @@
 The Go gateway declares its event names and heartbeat kinds as constants and its
 heartbeat payload as ``HeartbeatData``; these are the same, with the JSON field names
 kept so a Go client and a Python client read the same frames.
+
+Every frame my_chat sends is built here, as a ``Frame``: one builder per event. The one
+exception is the heartbeat, which is exercise 1: the heartbeat part builds its frames
+(``heartbeat_frame``, as bytes), and ``as_frame`` takes them in. Apart from that, bytes
+become a ``Frame`` only where a pushed frame comes back from Redis (``redis_broker``).
 """
 
 from __future__ import annotations
@@ -159,11 +164,27 @@ class Frame:
 # --8<-- [end:frame]
 
 
+def as_frame(frame: Frame | bytes) -> Frame:
+    """``frame`` as a ``Frame``: bytes from a heartbeat part (exercise 1) are wrapped."""
+    return frame if isinstance(frame, Frame) else Frame(frame)
+
+
+def joined_frame(frames: Iterable[Frame]) -> Frame:
+    """Several frames as one: one write, one HTTP chunk."""
+    return Frame(b"".join(frame.payload for frame in frames))
+
+
+# --8<-- [start:builders]
 @functools.lru_cache(maxsize=4096)
 def message_frame(message: Message) -> Frame:
     """The frame of ``message``, made once: replays to many clients reuse the same bytes."""
     payload = encode_event(to_json(message.to_payload()), event=MESSAGE, id=str(message.id))
     return Frame(payload, message_id=message.id)
+
+
+def messages_frame(messages: Iterable[Message]) -> Frame:
+    """Messages one after another in one frame, as a replay writes them."""
+    return joined_frame(message_frame(message) for message in messages)
 
 
 def presence_frame(changes: Iterable[tuple[str, bool]]) -> Frame:
@@ -174,3 +195,41 @@ def presence_frame(changes: Iterable[tuple[str, bool]]) -> Frame:
             for user, online in changes
         )
     )
+
+
+def online_frame(users: list[str]) -> Frame:
+    return Frame(encode_event(to_json(OnlineData(users)), event=ONLINE))
+
+
+def connection_id_frame(client_id: str, retry_ms: int) -> Frame:
+    """The first frame of a stream: its id, and the ``retry:`` delay the browser keeps."""
+    return Frame(
+        encode_event(to_json(ConnectionIdData(client_id)), event=CONNECTION_ID, retry=retry_ms)
+    )
+
+
+def reconnect_frame(reason: str, retry_ms: int) -> Frame:
+    return Frame(
+        encode_event(
+            to_json(ReconnectData(reason=reason, retry_ms=retry_ms)),
+            event=RECONNECT,
+            retry=retry_ms,
+        )
+    )
+
+
+def recovered_frame(last_event_id: int, replay_max: int) -> Frame:
+    gap = RecoveredData(recovered=False, last_event_id=last_event_id, replay_max=replay_max)
+    return Frame(encode_event(to_json(gap), event=RECOVERED))
+
+
+def error_frame(error: str, message: str) -> Frame:
+    return Frame(encode_event(to_json(ErrorData(error=error, message=message)), event=ERROR))
+
+
+def pushed_event_frame(event: str, data_json: str) -> Frame:
+    """An event a service pushes; ``push`` checks the name and the size of ``data_json``."""
+    return Frame(encode_event(data_json, event=event))
+
+
+# --8<-- [end:builders]

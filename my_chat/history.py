@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from my_chat.client_manager import Connection
-from my_chat.events import RECOVERED, Message, RecoveredData, message_frame, to_json
-from my_chat.sse import encode_event
+from my_chat.client_manager import Client
+from my_chat.events import Frame, Message, messages_frame, recovered_frame
 
 REPLAY_PAGE = 500
 
 
+async def no_wait() -> None:
+    """A ``drain`` for a socket that is never waited for."""
+
+
 # --8<-- [start:replay]
 class LatestWindow:
-    """The history a fresh stream gets, as one ready-made block of bytes, for every viewer
-    with no private message in it: the latest ``count`` room messages, joined once.
+    """The history a fresh stream gets, as one ready-made frame, for every viewer with no
+    private message in it: the latest ``count`` room messages, joined (and chunked) once.
 
     The broker calls ``delivered`` with every message, in id order, before handing it to
     the streams. The window is trusted only once all of it was delivered by this process:
@@ -37,7 +41,7 @@ class LatestWindow:
         self._room: deque[Message] = deque(maxlen=max(count, 0))
         self._newest_private: dict[str, int] = {}  # user -> id of their newest private message
         self._first_seen: int | None = None  # every message from this id on was delivered here
-        self._block: bytes | None = None
+        self._block: Frame | None = None
 
     def delivered(self, message: Message) -> None:
         if self._first_seen is None:
@@ -55,27 +59,27 @@ class LatestWindow:
         self._first_seen = None
         self._block = None
 
-    def block_for(self, viewer: str) -> tuple[bytes, int] | None:
-        """The frames and the last id of ``viewer``'s history, or None: ask the store."""
+    def block_for(self, viewer: str) -> tuple[Frame, int] | None:
+        """The frame and the last id of ``viewer``'s history, or None: ask the store."""
         room = self._room
         if self.count <= 0 or len(room) < self.count or self._first_seen is None:
             return None
         if room[0].id < self._first_seen or self._newest_private.get(viewer, 0) >= room[0].id:
             return None
         if self._block is None:
-            self._block = b"".join(message_frame(m).payload for m in room)
+            self._block = messages_frame(room)
         return self._block, room[-1].id
 
 
 async def replay(
     store: Any,
-    connection: Connection,
-    write,
+    connection: Client,
     may_see,
     last_event_id: int | None,
     count: int,
     replay_max: int = 0,
     window: LatestWindow | None = None,
+    drain: Callable[[], Awaitable[None]] = no_wait,
 ) -> int:
     """Write the history ``connection`` missed; returns the last id written (0 if none).
 
@@ -83,40 +87,42 @@ async def replay(
     ``replay_max`` (0: no cap). A client further behind gets a ``recovered`` event saying
     so and then, as on a first connection, the latest ``count``. Without
     ``last_event_id``: the latest ``count``. ``may_see`` is checked again for every
-    message, so a store that returned too much cannot leak a private message.
+    message, so a store that returned too much cannot leak a private message. Each page is
+    one frame, written with ``connection.write_in_turn(frame, drain)``.
     """
     viewer = connection.user
     if last_event_id is None:
         cached = window.block_for(viewer) if window is not None and window.count == count else None
-        if cached is not None:  # the same bytes for every such viewer: no query, no join
-            await write(cached[0])
+        if cached is not None:  # the same frame for every such viewer: no query, no join
+            await connection.write_in_turn(cached[0], drain)
             return cached[1]
         batch = await store.latest(viewer, count) if count > 0 else []
-        await _write_visible(batch, viewer, write, may_see)
+        await _write_visible(batch, connection, may_see, drain)
         return batch[-1].id if batch else 0
     if replay_max > 0:
         # One read of at most replay_max + 1 messages tells "all of it" from "too far behind".
         batch = await store.after(last_event_id, viewer, replay_max + 1)
         if len(batch) > replay_max:
-            gap = RecoveredData(recovered=False, last_event_id=last_event_id, replay_max=replay_max)
-            await write(encode_event(to_json(gap), event=RECOVERED))
-            return await replay(store, connection, write, may_see, None, count)
-        await _write_visible(batch, viewer, write, may_see)
+            await connection.write_in_turn(recovered_frame(last_event_id, replay_max), drain)
+            return await replay(store, connection, may_see, None, count, drain=drain)
+        await _write_visible(batch, connection, may_see, drain)
         return batch[-1].id if batch else last_event_id
     last_written = last_event_id
     while not connection.closed.done():
         batch = await store.after(last_written, viewer, REPLAY_PAGE)
         if not batch:
             break
-        await _write_visible(batch, viewer, write, may_see)
+        await _write_visible(batch, connection, may_see, drain)
         last_written = batch[-1].id
     return last_written
 
 
-async def _write_visible(batch: list[Message], viewer: str, write, may_see) -> None:
-    visible = [m for m in batch if may_see(m, viewer)]
+async def _write_visible(
+    batch: list[Message], connection: Client, may_see, drain: Callable[[], Awaitable[None]]
+) -> None:
+    visible = [m for m in batch if may_see(m, connection.user)]
     if visible:
-        await write(b"".join(message_frame(m).payload for m in visible))
+        await connection.write_in_turn(messages_frame(visible), drain)
 
 
 # --8<-- [end:replay]

@@ -178,7 +178,7 @@ class ManagerCollector(Collector):
         deliveries = CounterMetricFamily(
             "my_chat_deliveries", "Frames handed to a connection (one per connection reached)"
         )
-        deliveries.add_metric([], stats.frames_queued)
+        deliveries.add_metric([], stats.deliveries)
         yield deliveries
 
 
@@ -241,7 +241,7 @@ class ReplayCountingWindow:
         self._window = window
         self._replay_messages = replay_messages
 
-    def block_for(self, viewer: str) -> tuple[bytes, int] | None:
+    def block_for(self, viewer: str) -> tuple[Frame, int] | None:
         block = self._window.block_for(viewer)
         if block is not None:
             self._replay_messages.observe(self._window.count)

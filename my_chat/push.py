@@ -8,7 +8,6 @@ was handed to. Accepted, not delivered: a client may still vanish before it read
 
 from __future__ import annotations
 
-import json
 import re
 
 from aiohttp import web
@@ -16,8 +15,7 @@ from aiohttp import web
 from my_chat.auth import require_service
 from my_chat.context import context_of
 from my_chat.errors import BadRequest, TooLarge, read_json_object
-from my_chat.events import RESERVED_EVENTS
-from my_chat.sse import encode_event
+from my_chat.events import RESERVED_EVENTS, Frame, pushed_event_frame, to_json
 
 routes = web.RouteTableDef()
 
@@ -54,16 +52,16 @@ def checked_user_ids(user_ids: object) -> list[str]:
     return user_ids
 
 
-def pushed_frame(event: object, data: object) -> bytes:
+def pushed_frame(event: object, data: object) -> Frame:
     """The frame for a pushed event; the HTTP and the gRPC push both check through here."""
     event = checked_event_name(event)
-    data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    if len(data.encode()) > MAX_DATA_BYTES:
+    data_json = to_json(data)
+    if len(data_json.encode()) > MAX_DATA_BYTES:
         raise TooLarge("data_too_large", f"'data' is over {MAX_DATA_BYTES} bytes as JSON")
-    return encode_event(data, event=event)
+    return pushed_event_frame(event, data_json)
 
 
-def event_frame(body: dict) -> bytes:
+def event_frame(body: dict) -> Frame:
     if "data" not in body:
         checked_event_name(body.get("event"))  # a bad name is still the first thing reported
         raise BadRequest("invalid_data", "'data' is required (any JSON value)")
@@ -103,7 +101,7 @@ async def stats(request: web.Request) -> web.Response:
             "connections_opened": manager_stats.connections_opened,
             "connections_closed": manager_stats.connections_closed,
             "slow_disconnects": manager_stats.slow_disconnects,
-            "frames_queued": manager_stats.frames_queued,
+            "deliveries": manager_stats.deliveries,
             "messages_accepted": getattr(context.broker, "messages_accepted", 0),
         }
     )

@@ -709,11 +709,11 @@ class RedisBroker:
         if entry_number(events_end) < entry_number(self._event_position):
             self._event_position = events_end
 
-    async def push(self, users: Iterable[str], frame: bytes) -> int:
-        return await self._push_event("push", list(users), frame)
+    async def push(self, users: Iterable[str], frame: Frame) -> int:
+        return await self._push_event("push", list(users), frame.payload)
 
-    async def broadcast(self, frame: bytes) -> int:
-        return await self._push_event("broadcast", [], frame)
+    async def broadcast(self, frame: Frame) -> int:
+        return await self._push_event("broadcast", [], frame.payload)
 
     async def _push_event(self, kind: str, users: list[str], frame: bytes) -> int:
         token = PUSH_TOKEN_PREFIX + secrets.token_hex(16)

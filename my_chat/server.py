@@ -28,14 +28,13 @@ from my_chat.config import Settings
 from my_chat.connection import suggested_retry
 from my_chat.context import CONTEXT, ServiceContext
 from my_chat.errors import NotFound, StartupError, json_errors
-from my_chat.events import RECONNECT, ReconnectData, to_json
+from my_chat.events import Frame, reconnect_frame
 from my_chat.guards import add_security_headers, request_guards
 from my_chat.history import LatestWindow, NoHistory
 from my_chat.metrics import METRICS, Metrics
 from my_chat.parts import check_parts, import_parts, status_lines
 from my_chat.ratelimit import RateLimiter
 from my_chat.sessions import open_sessions
-from my_chat.sse import encode_event
 
 logger = logging.getLogger("my_chat")
 
@@ -322,13 +321,8 @@ async def _say_goodbye(app: web.Application) -> None:
     if context is None:
         return
 
-    def farewell() -> bytes:  # one per stream: each its own jittered delay
-        retry_ms = suggested_retry(context.settings)
-        return encode_event(
-            to_json(ReconnectData(reason="shutdown", retry_ms=retry_ms)),
-            event=RECONNECT,
-            retry=retry_ms,
-        )
+    def farewell() -> Frame:  # one per stream: each its own jittered delay
+        return reconnect_frame("shutdown", suggested_retry(context.settings))
 
     context.manager.close_all(farewell)
     # Let the stream handlers finish their last write and unregister.

@@ -41,11 +41,10 @@ from typing import TYPE_CHECKING, Protocol
 import aiosqlite
 import jwt
 
-from my_chat.client_manager import ClientManager, Connection
+from my_chat.client_manager import Client, ClientManager
 from my_chat.errors import InvalidToken
-from my_chat.events import ERROR, ErrorData, to_json
+from my_chat.events import Frame, error_frame
 from my_chat.parts import Parts
-from my_chat.sse import encode_event
 from my_chat.transaction import write_transaction
 
 if TYPE_CHECKING:
@@ -79,16 +78,16 @@ class Session:
     expires: float  # seconds since the epoch
 
 
-def session_end_frame(code: str) -> bytes:
+def session_end_frame(code: str) -> Frame:
     """The last frame of a stream whose session ended: an ``error`` event the page knows."""
     text = {
         SESSION_REVOKED: "this session was signed out; sign in again",
         SESSION_EXPIRED: "this session has expired; sign in again",
     }[code]
-    return encode_event(to_json(ErrorData(error=code, message=text)), event=ERROR)
+    return error_frame(code, text)
 
 
-def end_streams(connections: list[Connection], code: str) -> int:
+def end_streams(connections: list[Client], code: str) -> int:
     """Send each stream the session-end event and close it; returns how many were closed."""
     frame = session_end_frame(code)
     for connection in connections:
@@ -177,11 +176,11 @@ class Revocations:
             del self.revoked[token_id]
 
 
-def _token_of(connection: Connection) -> str | None:
+def _token_of(connection: Client) -> str | None:
     return connection.session.token_id if connection.session is not None else None
 
 
-def _generation_of(connection: Connection) -> int:
+def _generation_of(connection: Client) -> int:
     return connection.session.generation if connection.session is not None else 0
 
 

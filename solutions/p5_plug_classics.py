@@ -122,7 +122,6 @@ async def stream(request: web.Request) -> web.StreamResponse:
         last_replayed = await replay(
             request.app[STORE],
             connection,
-            response.write,
             private.may_see,
             last_event_id,
             request.app[HISTORY],

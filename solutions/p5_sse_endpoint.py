@@ -2,7 +2,7 @@
 
 Add the event stream to step 1's app. A client opens ``GET /sse?user=alice``; the server
 answers with the event-stream headers, sends a first event, and keeps the response open.
-The stream is a my_chat ``Connection`` (phase 4) registered with the app's manager, so
+The stream is a my_chat ``Client`` (phase 4) registered with the app's manager, so
 anything the manager sends later reaches it. (Step 5 replaces ``?user=`` with a signed
 token: until then, anyone may say they are anyone.)
 
@@ -41,7 +41,7 @@ import uuid
 
 from aiohttp import web
 
-from my_chat.client_manager import Connection
+from my_chat.client_manager import Client
 from my_chat.errors import BadRequest
 from my_chat.events import CONNECTION_ID, ConnectionIdData, to_json
 from my_chat.sse import encode_event
@@ -70,25 +70,25 @@ def user_of(request: web.Request) -> str:
     ### END SOLUTION
 
 
-async def open_stream(request: web.Request, user: str) -> tuple[web.StreamResponse, Connection]:
-    """Start the response with the stream headers; a Connection that writes to this socket.
+async def open_stream(request: web.Request, user: str) -> tuple[web.StreamResponse, Client]:
+    """Start the response with the stream headers; a Client that writes to this socket.
 
     The response uses chunked encoding if the request is HTTP/1.1 (``request.version``), and
-    the Connection writes ready-made chunks (or, for HTTP/1.0, bare frames) straight to
-    ``request.transport``: ``Connection(id, user, request.transport)``.
+    the Client writes ready-made chunks (or, for HTTP/1.0, bare frames) straight to
+    ``request.transport``: ``Client(id, user, request.transport)``.
     Give it a new id: ``uuid.uuid4().hex``.
     """
-    ### BEGIN SOLUTION: a StreamResponse with STREAM_HEADERS, chunked, prepared; then the Connection
+    ### BEGIN SOLUTION: a StreamResponse with STREAM_HEADERS, chunked, prepared; then the Client
     response = web.StreamResponse(headers=STREAM_HEADERS)
     if request.version >= (1, 1):
         response.enable_chunked_encoding()
     await response.prepare(request)
-    connection = Connection(uuid.uuid4().hex, user, request.transport, chunked=response.chunked)
+    connection = Client(uuid.uuid4().hex, user, request.transport, chunked=response.chunked)
     return response, connection
     ### END SOLUTION
 
 
-def connection_id_frame(connection: Connection) -> bytes:
+def connection_id_frame(connection: Client) -> bytes:
     """The first event: ``connection_id`` with ``{"client_id": ...}``, and ``retry``."""
     ### BEGIN SOLUTION: encode ConnectionIdData as JSON in a connection_id event with retry
     return encode_event(

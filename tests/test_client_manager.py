@@ -60,4 +60,4 @@ async def test_broadcast_counts_and_send_to_users():
         assert manager.send_to_connection(peers[1].connection.id, encode_event("b"))
         got = [[e.data for e in await peer.read_for(0.2)] for peer in peers]
         assert got == [["all", "a"], ["all", "b"], ["all", "a"]]
-        assert manager.stats.frames_queued == 5
+        assert manager.stats.deliveries == 5

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from my_chat.client_manager import ClientManager, Connection
+from my_chat.client_manager import Client, ClientManager
 from my_chat.sse import EventStreamParser, ServerSentEvent
 
 
@@ -16,7 +16,7 @@ from my_chat.sse import EventStreamParser, ServerSentEvent
 class Peer:
     """The client end of a connection: everything it has read, parsed."""
 
-    connection: Connection
+    connection: Client
     reader: asyncio.StreamReader
     events: list[ServerSentEvent] = field(default_factory=list)
     parser: EventStreamParser = field(default_factory=EventStreamParser)
@@ -58,7 +58,7 @@ async def connected_peers(
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             client_writers.append(writer)
             server_side = await accepted.get()
-            connection = Connection(f"client-{n}", user, server_side.transport, chunked=False)
+            connection = Client(f"client-{n}", user, server_side.transport, chunked=False)
             manager.register(connection)
             peers.append(Peer(connection, reader))
         yield manager, peers

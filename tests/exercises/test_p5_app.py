@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from my_chat.client_manager import ClientManager, Connection
+from my_chat.client_manager import Client, ClientManager
 from tests.exercises.p5_client import running
 
 
@@ -31,7 +31,7 @@ async def test_healthz_counts_the_managers_connections(step):
     app = step.create_app()
     async with running(app) as server:
         # A connection without a socket, registered the way step 2's stream registers one.
-        app[step.MANAGER].register(Connection("c1", "alice", None))
+        app[step.MANAGER].register(Client("c1", "alice", None))
         assert (await server.request("GET", "/healthz"))[1]["connections"] == 1
 
 
@@ -46,7 +46,7 @@ async def test_an_unknown_path_is_a_json_404_and_the_server_keeps_answering(step
 async def test_stopping_the_server_ends_every_open_stream(step):
     app = step.create_app()
     async with running(app):
-        connection = Connection("c1", "alice", None)
+        connection = Client("c1", "alice", None)
         app[step.MANAGER].register(connection)
         assert not connection.closed.done()
     assert connection.closed.done(), "close_streams should run when the server stops"
