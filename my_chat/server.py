@@ -30,9 +30,9 @@ from my_chat.context import CONTEXT, ServiceContext
 from my_chat.errors import NotFound, StartupError, json_errors
 from my_chat.events import RECONNECT, ReconnectData, to_json
 from my_chat.guards import add_security_headers, request_guards
-from my_chat.history import LatestWindow, NoHistory
+from my_chat.history import LatestWindow
 from my_chat.metrics import METRICS, Metrics
-from my_chat.parts import check_parts, import_parts, status_lines
+from my_chat.parts import check_parts, import_parts, report_parts
 from my_chat.ratelimit import RateLimiter
 from my_chat.sessions import open_sessions
 from my_chat.sse import encode_event
@@ -63,16 +63,15 @@ def read_or_create_secret(given: str | None, env_name: str, path: Path) -> tuple
 
 
 async def open_store(parts, settings: Settings):
-    if parts.done("message_store"):
-        return await parts.message_store.MessageStore.open(str(settings.database_path))
-    return NoHistory()
+    """The exercise's store, or ``NoHistory`` while that part is not done (its stand-in)."""
+    return await parts.message_store.MessageStore.open(str(settings.database_path))
 
 
 async def build_context(settings: Settings, manager: ClientManager | None = None) -> ServiceContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     parts = import_parts(settings.exercises)
     await check_parts(parts)
-    logger.info("exercise parts from %s/:\n%s", parts.source, "\n".join(status_lines(parts)))
+    report_parts(parts)
 
     if manager is None:  # not `manager or ...`: an empty manager is false (it has __len__)
         manager = ClientManager()
@@ -89,13 +88,6 @@ async def build_context(settings: Settings, manager: ClientManager | None = None
             settings.data_dir / "service_key",
             service_key,
         )
-
-    if not parts.done("message_store"):
-        logger.warning("persistence exercise not done: messages are not stored")
-    if not parts.done("heartbeat"):
-        logger.warning("heartbeat exercise not done: streams get no heartbeats")
-    if not parts.done("private"):
-        logger.warning("private-message exercise not done: messages with 'to' are refused")
 
     sessions = await open_sessions(settings, parts, jwt_secret, manager, broker)
     return ServiceContext(
@@ -258,20 +250,19 @@ def background_tasks(context: ServiceContext) -> list[BackgroundTask]:
             asyncio.create_task(retention_sweep(context, retention), name="retention"), retention
         )
     ]
-    if context.parts.done("heartbeat"):
-        heartbeat, manager = context.parts.heartbeat, context.manager
-        loops = {
-            "periodic-heartbeats": lambda: heartbeat.periodic_heartbeats(
-                manager, settings.periodic_interval
-            ),
-            "healthcheck-heartbeats": lambda: heartbeat.healthcheck_heartbeats(
-                manager, settings.healthcheck_interval
-            ),
-        }
-        for name, loop in loops.items():
-            backoff = Backoff(first=0.5, most=30.0)
-            task = asyncio.create_task(supervised(name, loop, backoff), name=name)
-            tasks.append(BackgroundTask(task, backoff))
+    heartbeat, manager = context.parts.heartbeat, context.manager  # or its stand-in
+    loops = {
+        "periodic-heartbeats": lambda: heartbeat.periodic_heartbeats(
+            manager, settings.periodic_interval
+        ),
+        "healthcheck-heartbeats": lambda: heartbeat.healthcheck_heartbeats(
+            manager, settings.healthcheck_interval
+        ),
+    }
+    for name, loop in loops.items():
+        backoff = Backoff(first=0.5, most=30.0)
+        task = asyncio.create_task(supervised(name, loop, backoff), name=name)
+        tasks.append(BackgroundTask(task, backoff))
     for background in tasks:
         background.task.add_done_callback(_report_stop)
     return tasks
