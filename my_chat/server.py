@@ -373,20 +373,23 @@ TEXTS_DIR = STATIC_DIR / "texts"  # the page's message tables, one per language
 TEXT_FILES = frozenset(p.name for p in TEXTS_DIR.iterdir() if p.is_file())
 
 
+def _known_file(
+    request: web.Request, folder: Path, known: frozenset[str], what: str
+) -> web.FileResponse:
+    filename = request.match_info["filename"]
+    if filename not in known:
+        raise NotFound("not_found", f"there is no {what} {filename!r}")
+    return web.FileResponse(folder / filename)
+
+
 @status_routes.get("/static/{filename}")
 async def static_file(request: web.Request) -> web.FileResponse:
-    filename = request.match_info["filename"]
-    if filename not in STATIC_FILES:
-        raise NotFound("not_found", f"there is no static file {filename!r}")
-    return web.FileResponse(STATIC_DIR / filename)
+    return _known_file(request, STATIC_DIR, STATIC_FILES, "static file")
 
 
 @status_routes.get("/static/texts/{filename}")
 async def page_texts(request: web.Request) -> web.FileResponse:
-    filename = request.match_info["filename"]
-    if filename not in TEXT_FILES:
-        raise NotFound("not_found", f"there is no message table {filename!r}")
-    return web.FileResponse(TEXTS_DIR / filename)
+    return _known_file(request, TEXTS_DIR, TEXT_FILES, "message table")
 
 
 # --8<-- [start:create-app]
