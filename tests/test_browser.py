@@ -52,6 +52,7 @@ class ChatServer(ChildServer):
     """``python -m my_chat`` as a child process, which a test can stop and start again."""
 
     def __init__(self, data_dir: Path, log_path: Path, *args: str) -> None:
+        self.data_dir = data_dir
         port = free_port()
         arguments = [
             "--periodic-interval",
