@@ -17,9 +17,10 @@ from typing import Any
 import aiohttp
 
 from bench.common import Sender, log
-from bench.processes import ServerProcess, WorkerPool, cpu_seconds, free_port
+from bench.processes import ServerProcess, WorkerPool, cpu_seconds
 from bench.stats import latency_summary
 from bench.targets import Target
+from my_chat.serve import free_port
 
 
 class PhaseIds:

@@ -8,8 +8,6 @@ import base64
 import contextlib
 import json
 import resource
-import signal
-import socket
 import sys
 import time
 from array import array
@@ -21,6 +19,7 @@ import aiohttp
 import psutil
 
 from bench.common import PROJECT_ROOT, log
+from my_chat.launch import ChildServer
 
 
 def raise_open_file_limit(needed: int) -> tuple[int, int]:
@@ -36,12 +35,6 @@ def raise_open_file_limit(needed: int) -> tuple[int, int]:
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:
@@ -67,46 +60,23 @@ class ServerProcess:
         log_path: Path,
     ) -> None:
         self.name = name
-        self.argv = argv
-        self.env = env
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
-        self.ready_path = ready_path
-        self.log_path = log_path
-        self.proc: asyncio.subprocess.Process | None = None
+        self.child = ChildServer(
+            argv, port=port, log_path=log_path, env=env, cwd=PROJECT_ROOT, ready_path=ready_path
+        )
         self.ps: psutil.Process | None = None
 
     async def start(self, session: aiohttp.ClientSession, wait_s: float = 30.0) -> None:
-        log_file = self.log_path.open("ab")
         try:
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.argv,
-                env=self.env,
-                cwd=PROJECT_ROOT,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=log_file,
-            )
-        finally:
-            log_file.close()
-        self.ps = psutil.Process(self.proc.pid)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if self.proc.returncode is not None:
-                break
-            with contextlib.suppress(aiohttp.ClientError, OSError):
-                async with session.get(self.base_url + self.ready_path) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-        await self.stop()
-        raise RuntimeError(f"{self.name} did not start; its log:\n{self.log_tail()}")
+            await self.child.start_async(wait_s)
+        except RuntimeError:
+            raise RuntimeError(f"{self.name} did not start; its log:\n{self.log_tail()}") from None
+        assert self.child.process is not None
+        self.ps = psutil.Process(self.child.process.pid)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return "\n".join(self.child.log().splitlines()[-lines:]) or "(no log)"
 
     def processes(self) -> list[psutil.Process]:
         if self.ps is None:
@@ -124,20 +94,10 @@ class ServerProcess:
 
     async def kill(self) -> None:
         """``kill -9``: no shutdown, no goodbye to the streams, as in a crash."""
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.kill()
-        await self.proc.wait()
+        await self.child.kill_async()
 
     async def stop(self) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), 15)
-        except TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
+        await self.child.stop_async(15)
 
 
 class WorkerProcess:

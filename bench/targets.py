@@ -18,6 +18,7 @@ import aiohttp
 
 from bench.common import EVENT_NAME, PASSWORD, Sender, log
 from bench.processes import ServerProcess
+from my_chat.launch import chat_command
 
 
 @dataclass
@@ -49,16 +50,9 @@ class Target:
             env["MY_CHAT_JWT_SECRET"] = self.jwt_secret
             data_dir = self.data_dir if redis_url is None else self.data_dir / f"redis-{port}"
             redis = ["--redis", redis_url] if redis_url else []
-            argv = [
-                sys.executable,
-                "-m",
-                "my_chat",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
+            argv = chat_command(
+                port,
+                data_dir,
                 "--signup-per-minute",
                 "0",
                 # The benchmark measures capacity: its streams share few accounts, so no caps.
@@ -73,7 +67,7 @@ class Target:
                 "1000000",
                 *redis,
                 *self.extra_args,
-            ]
+            )
             ready = "/api/status"
         else:
             argv = [

@@ -53,13 +53,14 @@ from aiohttp import web
 
 from bench.common import EVENT_NAME, RESULTS_DIR, Sender, log
 from bench.phases import PhaseIds, connect_and_measure, delivery_check, fanout, quiesce, ramp_step
-from bench.processes import ServerProcess, WorkerPool, free_port, raise_open_file_limit
+from bench.processes import ServerProcess, WorkerPool, raise_open_file_limit
 from bench.report import machine_info
 from bench.stats import latency_summary
 from my_chat.client_manager import Client, ClientManager
 from my_chat.config import Settings
 from my_chat.connection import STREAM_HEADERS
 from my_chat.events import Frame, as_frame
+from my_chat.serve import free_port
 from my_chat.sse import encode_event
 
 BUFFER_LIMIT = Settings().buffer_limit  # my_chat's own: 256 KiB

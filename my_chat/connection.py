@@ -111,12 +111,11 @@ def suggested_retry(settings: Settings) -> int:
 def opening_frames(context: ServiceContext, connection: Client) -> Frame:
     """``connection_id`` with ``retry:``, then the ``initial`` heartbeat: one frame, one write."""
     frames = [connection_id_frame(connection.id, suggested_retry(context.settings))]
-    if context.parts.done("heartbeat"):
-        heartbeat = context.parts.heartbeat
-        payload = heartbeat.heartbeat_payload(
-            HEARTBEAT_INITIAL, client_id=connection.id, user_id=connection.user
-        )
-        frames.append(as_frame(heartbeat.heartbeat_frame(payload)))
+    heartbeat = context.parts.heartbeat  # its stand-in sends none
+    payload = heartbeat.heartbeat_payload(
+        HEARTBEAT_INITIAL, client_id=connection.id, user_id=connection.user
+    )
+    frames.append(as_frame(heartbeat.heartbeat_frame(payload)))
     return joined_frame(frames)
 
 
@@ -169,11 +168,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
         # with the live frames, so the page applies them on top of this list, in order.
         online = online_frame(await context.broker.online_snapshot(user))
         await connection.write_in_turn(online, writer.drain)
-        may_see = context.parts.private.may_see if context.parts.done("private") else _room_only
         last_replayed = await replay(
             context.store,
             connection,
-            may_see,
+            context.parts.private.may_see,
             last_event_id,
             context.settings.history_on_connect,
             context.settings.replay_max,
@@ -229,7 +227,3 @@ def close_when_expired(connection: Client, session: Session) -> asyncio.TimerHan
 
 
 # --8<-- [end:expiry]
-
-
-def _room_only(message, viewer: str) -> bool:
-    return message.to is None

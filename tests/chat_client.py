@@ -6,10 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from my_chat.launch import ChildServer, chat_command
 from my_chat.serve import free_port
 from my_chat.sse import EventStreamParser, ServerSentEvent
 
@@ -138,80 +135,26 @@ async def client_session() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-class ServerProcess:
+class ServerProcess(ChildServer):
     """``python -m my_chat`` in a child process, for tests that kill or restart it."""
 
     def __init__(
         self, data_dir: Path, *args: str, port: int | None = None, env=None, cwd=None
     ) -> None:
         self.data_dir = data_dir
-        self.port = port or free_port()
-        self.args = list(args)
-        self.env = {**os.environ, **(env or {})}
-        self.cwd = cwd
-        self.process: subprocess.Popen | None = None
-        self.log_path = data_dir.parent / f"server-{self.port}.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        port = port or free_port()
+        super().__init__(
+            chat_command(port, data_dir, *args),
+            port=port,
+            log_path=data_dir.parent / f"server-{port}.log",
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+        )
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "my_chat",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir),
-                *self.args,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-            cwd=self.cwd,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        import urllib.request
-
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"server did not start:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        super().start(timeout)
+        return self
 
     def service_key(self) -> str:
         return (self.data_dir / "service_key").read_text().strip()
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-
-    def terminate(self, timeout: float = 10.0) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()

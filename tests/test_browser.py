@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from playwright.async_api import (
     expect,
 )
 
+from my_chat.launch import ChildServer, chat_command
 from my_chat.serve import free_port
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 
@@ -48,36 +48,13 @@ STOP_TIMEOUT = 15.0
 CHROMIUM_PRESENT = CHROMIUM.exists()
 
 
-class ChatServer:
+class ChatServer(ChildServer):
     """``python -m my_chat`` as a child process, which a test can stop and start again."""
 
     def __init__(self, data_dir: Path, log_path: Path, *args: str) -> None:
-        self.args = args
         self.data_dir = data_dir
-        self.log_path = log_path
-        self.log_file = log_path.open("ab")
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: asyncio.subprocess.Process | None = None
-
-    def log(self) -> str:
-        self.log_file.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def close(self) -> None:
-        self.log_file.close()
-
-    async def start(self) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "my_chat",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--data-dir",
-            str(self.data_dir),
+        port = free_port()
+        arguments = [
             "--periodic-interval",
             "0.5",
             "--healthcheck-interval",
@@ -85,45 +62,28 @@ class ChatServer:
             # A short `retry:` keeps the restart test quick; the page does not depend on it.
             "--retry-ms",
             "500",
-            *self.args,
-            cwd=PROJECT_ROOT,
-            stdout=self.log_file,
-            stderr=asyncio.subprocess.STDOUT,
+            *args,
+        ]
+        super().__init__(
+            chat_command(port, data_dir, *arguments),
+            port=port,
+            log_path=log_path,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=PROJECT_ROOT,
         )
+
+    async def start_async(self, wait_s: float = START_TIMEOUT) -> ChatServer:
         try:
-            async with asyncio.timeout(START_TIMEOUT):
-                await self._until_it_answers()
-        except TimeoutError:
-            pytest.fail(f"my_chat did not answer within {START_TIMEOUT} s:\n{self.log()}")
+            await super().start_async(wait_s)
+        except RuntimeError as error:
+            pytest.fail(f"my_chat did not start: {error}")
+        return self
 
-    async def _until_it_answers(self) -> None:
-        assert self.process is not None
-        async with httpx.AsyncClient(base_url=self.url, timeout=2.0) as client:
-            while True:
-                if self.process.returncode is not None:
-                    pytest.fail(f"my_chat exited with {self.process.returncode}:\n{self.log()}")
-                try:
-                    response = await client.get("/api/status")
-                    if response.status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-
-    async def stop(self) -> None:
+    async def stop_async(self, wait_s: float = STOP_TIMEOUT) -> bool:
         """SIGTERM, the way a deployment stops it, then wait for a clean exit."""
-        process, self.process = self.process, None
-        if process is None or process.returncode is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(STOP_TIMEOUT):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            pytest.fail(f"my_chat ignored SIGTERM for {STOP_TIMEOUT} s:\n{self.log()}")
+        if not await super().stop_async(wait_s):
+            pytest.fail(f"my_chat ignored SIGTERM for {wait_s} s:\n{self.log()}")
+        return True
 
 
 def page_text(language: str, key: str) -> str:
@@ -189,11 +149,10 @@ OpenPage = Callable[..., Awaitable[ChatPage]]
 async def chat_server(tmp_path: Path) -> AsyncIterator[ChatServer]:
     chat_server = ChatServer(tmp_path / "data", tmp_path / "server.log")
     try:
-        await chat_server.start()
+        await chat_server.start_async()
         yield chat_server
     finally:
-        await chat_server.stop()
-        chat_server.close()
+        await chat_server.stop_async()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -319,10 +278,10 @@ async def test_pages_survive_a_server_restart(chat_server: ChatServer, open_page
     for chat_page in (alice, bob):
         await expect(chat_page.room_message("before restart, bob")).to_have_count(1)
 
-    await chat_server.stop()
+    await chat_server.stop_async()
     for chat_page in (alice, bob):
         await expect(chat_page.state).not_to_have_attribute("data-state", "live")
-    await chat_server.start()
+    await chat_server.start_async()
 
     # An API client may post before the pages are back: they get it live or by replay.
     async with httpx.AsyncClient(base_url=chat_server.url) as client:
@@ -470,8 +429,8 @@ async def test_a_page_whose_session_ended_goes_back_to_sign_in(
     # Without its cookie the page's next connection is refused with 401, so EventSource
     # gives up; the page asks /api/me, hears 401 again, and shows the sign-in form.
     await alice.page.context.clear_cookies()
-    await chat_server.stop()
-    await chat_server.start()
+    await chat_server.stop_async()
+    await chat_server.start_async()
 
     await expect(alice.state).to_have_attribute(
         "data-state", "signed-out", timeout=RECONNECT_TIMEOUT_MS
@@ -488,7 +447,7 @@ async def test_a_page_far_behind_reloads_its_history(tmp_path: Path, open_page: 
     server = ChatServer(
         tmp_path / "far", tmp_path / "far.log", "--replay-max", "3", "--history", "2"
     )
-    await server.start()
+    await server.start_async()
     try:
         alice = await open_page()
         await alice.sign_up(server.url, "alice")
@@ -512,8 +471,7 @@ async def test_a_page_far_behind_reloads_its_history(tmp_path: Path, open_page: 
         await expect(alice.state).to_have_attribute("data-state", "live")
         assert_no_script_errors(alice)
     finally:
-        await server.stop()
-        server.close()
+        await server.stop_async()
 
 
 async def test_a_silent_stream_is_replaced_by_the_watchdog(
@@ -632,7 +590,7 @@ async def test_the_exercise_banner_speaks_chinese(tmp_path: Path, open_page: Ope
     """On the learner's code (stubs not done), the banner says so in the browser's language,
     with the command to run kept as code."""
     server = ChatServer(tmp_path / "ex", tmp_path / "ex.log", "--exercises")
-    await server.start()
+    await server.start_async()
     try:
         page = await open_page(locale="zh-CN")
         await page.page.goto(server.url)
@@ -643,5 +601,4 @@ async def test_the_exercise_banner_speaks_chinese(tmp_path: Path, open_page: Ope
         await expect(page.by("banner").locator("strong").first).to_contain_text("练习")
         assert_no_script_errors(page)
     finally:
-        await server.stop()
-        server.close()
+        await server.stop_async()

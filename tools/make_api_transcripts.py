@@ -22,15 +22,18 @@ import difflib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from my_chat.launch import ChildServer, chat_command  # noqa: E402
+from my_chat.serve import free_port  # noqa: E402
+
 EXAMPLES = ROOT / "tools" / "api_examples.sh"
 TRANSCRIPTS = ROOT / "tools" / "api_transcripts.txt"
 SHOWN_ADDRESS = "127.0.0.1:8080"
@@ -78,45 +81,29 @@ def sections(text: str) -> list[tuple[str, list[str]]]:
     return found
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise TranscriptError(f"the server exited with {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise TranscriptError("the server did not start listening")
-
-
 @contextlib.contextmanager
 def running_server(folder: Path) -> Iterator[int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """my_chat with its data in ``folder/var`` (what it would choose there by itself)."""
     env = {**os.environ}
     for name in ("MY_CHAT_JWT_SECRET", "MY_CHAT_SERVICE_KEY", "MY_CHAT_REDIS_URL"):
         env.pop(name, None)
     env.pop("MY_CHAT_DATA_DIR", None)
-    log = (folder.parent / "server.log").open("wb")  # closed in finally
-    process = subprocess.Popen(
-        [sys.executable, "-m", "my_chat", "--port", str(port), "--log-level", "warning"],
-        cwd=folder,
+    port = free_port()
+    server = ChildServer(
+        chat_command(port, folder / "var", "--log-level", "warning"),
+        port=port,
+        log_path=folder.parent / "server.log",
         env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        cwd=folder,
     )
     try:
-        _wait_for_port(port, process)
+        server.start()
+    except RuntimeError as error:
+        raise TranscriptError(str(error)) from None
+    try:
         yield port
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        server.stop()
 
 
 def run_examples(examples: list[tuple[str, list[str]]]) -> list[tuple[str, list[tuple[str, str]]]]:

@@ -27,11 +27,6 @@ const SESSION_ENDED = new Set(["session_revoked", "session_expired"]);
 const RETRY_MAX_MS = 10000;
 const HISTORY_PAGE = 50;
 
-// The exercises in the order `python -m exercises` lists them, and what the server does
-// while one is not done (see my_chat/server.py): it runs without that part.
-// Their titles and effects are in the message tables, as exercise.NAME.title and .effect.
-const EXERCISES = { heartbeat: 1, tokens: 2, message_store: 3, private: 4 };
-
 const state = {
   me: null, // the signed-in user's name
   source: null, // the current EventSource
@@ -224,10 +219,15 @@ function showHeartbeat(beat) {
 async function loadExerciseStatus() {
   const result = await api("GET", "/api/status");
   if (!result.ok || !result.data) return;
+  // The server lists its exercise parts in their order, exercise 1 first (my_chat/parts.py).
+  // What the server runs while one is not done is its stand-in; the titles, and what the
+  // stand-in means here, are in the message tables as exercise.NAME.title and .effect.
   const { exercises = {}, mode = "" } = result.data;
   $("mode").textContent = mode ? t("footer.mode", { mode }) : "";
   const banner = $("banner");
-  const unfinished = Object.entries(exercises).filter(([, status]) => status !== "done");
+  const unfinished = Object.entries(exercises)
+    .map(([name, status], index) => ({ name, status, number: index + 1 }))
+    .filter(({ status }) => status !== "done");
   if (unfinished.length === 0) {
     banner.hidden = true;
     banner.replaceChildren();
@@ -238,19 +238,16 @@ async function loadExerciseStatus() {
     ? t("banner.one")
     : t("banner.many", { count: unfinished.length });
   const list = document.createElement("ul");
-  for (const [name, status] of unfinished) {
-    const number = EXERCISES[name];
+  for (const { name, status, number } of unfinished) {
     const item = document.createElement("li");
     item.dataset.exercise = name;
     const title = document.createElement("strong");
-    title.textContent = number ? t(`exercise.${name}.title`) : name;
-    const which = number
-      ? t("banner.numbered", { number, name })
-      : t("banner.unnumbered", { name });
+    title.textContent = t(`exercise.${name}.title`);
+    const which = t("banner.numbered", { number, name });
     // "not done" is a stub that still raises NotImplementedError; anything else is what
     // went wrong when the server tried the learner's code.
     const how = status === "not done" ? t("banner.not_done") : t("banner.failing", { status });
-    const effect = number ? t(`exercise.${name}.effect`) : t("banner.unknown_effect");
+    const effect = t(`exercise.${name}.effect`);
     const command = document.createElement("code");
     command.textContent = `python -m exercises check ${name}`;
     item.append(...tParts("banner.item", { title, which, how, effect, command }));
