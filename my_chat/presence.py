@@ -2,9 +2,9 @@
 
 ``Presence`` is the interface; ``LocalPresence`` is the one-process kind, and
 :class:`~my_chat.redis_presence.RedisPresence` shares the list between processes through
-Redis. Both wait out a grace period and batch changes with :class:`PresenceBatcher`, and
-both build their frames with :func:`my_chat.events.presence_frame` (in Redis mode the
-broker's reader does, for the changes Redis reports).
+Redis. Both wait out a grace period and batch changes with :class:`PresenceBatcher`. Every
+presence frame is built by :func:`my_chat.events.presence_frame`: here by ``LocalPresence``,
+and in Redis mode by the broker's reader, for the changes Redis reports.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ with that id as its stream id (``XADD ... <id>-0``). The answer ``201`` is sent 
 the script succeeded: with ``appendonly yes`` and ``appendfsync always`` the message is then
 on Redis's disk. A does **not** hand the message to its own streams. Every process, A
 included, runs one reader task that waits on the stream (``XREAD BLOCK``) from the last
-entry it delivered, and delivers what comes back, in stream order, through the same path as
-``LocalBroker.deliver``. A message therefore reaches each process once, by one road: a
-process that also delivered "its own" messages directly would show them twice, once
-directly and once from Redis.
+entry it delivered, and delivers what comes back, in stream order, through the same function
+as ``LocalBroker`` (:func:`my_chat.broker.deliver`). A message therefore reaches each process
+once, by one road: a process that also delivered "its own" messages directly would show them
+twice, once directly and once from Redis.
 
 Why a stream and not pub/sub
 ----------------------------
