@@ -39,6 +39,7 @@ from collections.abc import Sequence
 import aiosqlite
 
 from my_chat.events import Message
+from my_chat.store import MAX_MESSAGE_ID
 from my_chat.transaction import write_transaction
 
 SCHEMA = """

@@ -40,8 +40,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from my_chat.events import ONLINE, PRESENCE, OnlineData, PresenceData, to_json
-from my_chat.history import NoHistory
 from my_chat.sse import encode_event
+from my_chat.store import NoHistory
 
 from .p5_app import MANAGER
 from .p5_app import create_app as create_step1_app

@@ -157,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="presence changes are sent at most once per this many seconds (%(default)s)",
     )
     parser.add_argument(
+        "--presence-ttl",
+        type=float,
+        default=defaults.presence_ttl,
+        help="with --redis: seconds after which a silent process's users go offline (%(default)s)",
+    )
+    parser.add_argument(
         "--max-streams-per-user",
         type=int,
         default=defaults.max_streams_per_user,

@@ -1,4 +1,7 @@
-"""Accounts: usernames and password hashes in SQLite.
+"""Accounts: usernames and password hashes, in SQLite (``SqliteAccountStore``) by default.
+
+``AccountStore`` is the interface; :class:`~my_chat.redis_accounts.RedisAccountStore` is the
+other kind, for processes that share the chat through Redis.
 
 Passwords are hashed with scrypt (salted, deliberately slow and memory-hard), in a worker
 thread so that a sign-in never stalls the event loop and the streams it serves.
@@ -13,6 +16,7 @@ import logging
 import re
 import secrets
 import sqlite3
+from typing import Protocol
 
 import aiosqlite
 
@@ -62,12 +66,28 @@ def name_skeleton(username: str) -> str:
 # --8<-- [end:skeleton]
 
 
-class AccountStore:
+class AccountStore(Protocol):
+    async def create(self, username: str, password: str, created_ms: int) -> None:
+        """Add an account; ``UsernameTaken`` if the name, or one that looks like it, is taken."""
+
+    async def check_password(self, username: str, password: str) -> str | None:
+        """The account's username as stored, if the password is right; else None."""
+
+    async def canonical_name(self, username: str) -> str | None:
+        """The username as stored (names are unique regardless of case), or None."""
+
+    async def set_password(self, username: str, password: str) -> None:
+        """Store a new password hash for an existing account (a password change)."""
+
+    async def close(self) -> None: ...
+
+
+class SqliteAccountStore:
     def __init__(self, db: aiosqlite.Connection) -> None:
         self.db = db
 
     @classmethod
-    async def open(cls, path: str) -> AccountStore:
+    async def open(cls, path: str) -> SqliteAccountStore:
         db = await aiosqlite.connect(path)
         await db.execute("PRAGMA journal_mode=WAL")
         await db.execute(

@@ -22,11 +22,11 @@ from my_chat.errors import (
     Conflict,
     Forbidden,
     InvalidToken,
-    TooManyRequests,
     Unauthorized,
     read_json_object,
     require_string,
 )
+from my_chat.ratelimit import limit
 from my_chat.sessions import (
     SESSION_REVOKED,
     Session,
@@ -78,16 +78,6 @@ def require_service(request: web.Request) -> None:
     expected = context_of(request).service_key
     if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
         raise Unauthorized("invalid_service_key", "this call needs the service key as a bearer")
-
-
-def limit(limiter, key: str, what: str) -> None:
-    wait = limiter.retry_after(key)
-    if wait > 0:
-        raise TooManyRequests(
-            "rate_limited",
-            f"too many {what}; try again in {wait:.1f} s",
-            headers={"Retry-After": str(max(1, round(wait)))},
-        )
 
 
 # --8<-- [start:client-address]

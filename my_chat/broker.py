@@ -1,8 +1,10 @@
 """The broker: how an accepted message or event reaches every stream that should get it.
 
-``LocalBroker`` is the embedded default: one process, messages stored in SQLite, frames
-handed straight to this process's client manager. Scaling out swaps in a broker that goes
-through Redis; the handlers only ever talk to this interface.
+``Broker`` is the interface; ``LocalBroker`` is the embedded default: one process, messages
+kept in the message store it is given, frames handed straight to this process's client
+manager. Scaling out swaps in :class:`~my_chat.redis_broker.RedisBroker`, which goes through
+Redis; the handlers only ever talk to this interface. Who is online is not the broker's
+business but :mod:`my_chat.presence`'s, and what keeps messages is :mod:`my_chat.store`'s.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from my_chat.client_manager import ClientManager
-from my_chat.events import Frame, Message, message_frame, presence_frame
+from my_chat.events import Frame, Message, message_frame
 from my_chat.history import LatestWindow
 from my_chat.parts import Parts
+from my_chat.store import MessageStore
 
 if TYPE_CHECKING:
     from my_chat.sessions import Revocations
@@ -37,122 +40,117 @@ def mark_retrieved(future: asyncio.Future) -> None:
         future.exception()
 
 
+Pending = tuple[Row, "asyncio.Future[Message]"]  # a message to store, and its sender's answer
+
+
+# --8<-- [start:group-commit]
+class GroupCommit:
+    """Messages waiting to be stored, and the one task (the committer) that stores them.
+
+    Every message that arrives while the committer is writing waits in ``queued`` and goes
+    into its next write, together, at most ``MAX_GROUP`` at a time: one commit per burst
+    instead of one per message. ``write_group`` stores a group and settles each message's
+    future, with the message or the error its sender should hear. Both brokers use it.
+    """
+
+    def __init__(self, write_group: Callable[[list[Pending]], Awaitable[None]], name: str) -> None:
+        self._write_group = write_group
+        self._name = name
+        self.queued: list[Pending] = []
+        self.committer: asyncio.Task[None] | None = None  # None: no write in flight
+
+    def add(self, sender: str, text: str, to: str | None) -> asyncio.Future[Message]:
+        """Queue a message; the future is settled once its group is written."""
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(mark_retrieved)
+        self.queued.append(((sender, text, to, int(time.time() * 1000)), future))
+        if self.committer is None:
+            self.committer = asyncio.create_task(self._commit_queued(), name=self._name)
+        return future
+
+    async def drain(self) -> None:
+        """Wait until the messages already queued are stored and answered."""
+        if self.committer is not None:
+            await asyncio.shield(self.committer)
+
+    async def _commit_queued(self) -> None:
+        try:
+            while self.queued:
+                group = self.queued[:MAX_GROUP]
+                del self.queued[:MAX_GROUP]
+                await self._write_group(group)
+        finally:
+            self.committer = None
+            for _, future in self.queued:  # only if the committer itself was cancelled
+                future.cancel()
+            self.queued.clear()
+
+
+# --8<-- [end:group-commit]
+
+
 class Broker(Protocol):
     # Where the broker applies revocations made by other processes (Redis mode only).
     revocations: Revocations | None
+    # The history block fresh streams share (set by the server; see history.LatestWindow).
+    latest_window: LatestWindow | None
+    messages_accepted: int
 
     async def start(self) -> None: ...
 
-    async def stop(self) -> None: ...
+    async def stop(self) -> None:
+        """Stop delivering: what was published is stored and answered first."""
 
-    async def publish(self, sender: str, text: str, to: str | None) -> Message: ...
+    async def close(self) -> None:
+        """Release the connections the backends share, after everything else has stopped."""
 
-    async def push(self, users: Iterable[str], frame: Frame) -> int: ...
+    async def publish(self, sender: str, text: str, to: str | None) -> Message:
+        """Store the message and deliver it; returns it once this process's streams have it."""
 
-    async def broadcast(self, frame: Frame) -> int: ...
+    async def push(self, users: Iterable[str], frame: Frame) -> int:
+        """Send ``frame`` to every stream of ``users``; returns how many were queued."""
 
-    async def user_online(self, user: str) -> None: ...
+    async def broadcast(self, frame: Frame) -> int:
+        """Send ``frame`` to every stream; returns how many were queued."""
 
-    async def user_offline(self, user: str) -> None: ...
-
-    async def online_users(self) -> list[str]: ...
-
-    async def online_snapshot(self, viewer: str) -> list[str]: ...
+    def replay_upto(self) -> int | None:
+        """The newest message id a replay may send now (None: no bound); see history.replay."""
 
 
-# --8<-- [start:presence-batcher]
-class PresenceBatcher:
-    """Presence without flapping: a grace period for leaving, and changes sent in batches.
+# --8<-- [start:deliver]
+def deliver(
+    message: Message, manager: ClientManager, parts: Parts, window: LatestWindow | None
+) -> int:
+    """Hand a stored message to this process's streams: everyone, or its private audience.
 
-    A user whose last stream closes is not gone yet: a page that reconnects (a network blip, a
-    reload, a server restart) is back within seconds, and telling the whole room "offline",
-    then "online" again, costs a frame to every stream twice for nothing. So leaving waits
-    ``grace`` seconds, and coming back within them cancels it. And whatever changes, the room
-    hears about it at most once per ``window``: the users touched meanwhile are handed to
-    ``flush`` together, which compares each with what the room was last told and sends only
-    real changes, all in one write per stream. A user who connects and disconnects in a loop
-    therefore costs the room one ``online`` and, when they stop, one ``offline``: the churn
-    costs the churner (who gets the online list on every connect), not the room.
+    Both brokers deliver through here: LocalBroker right after the commit, RedisBroker when
+    its reader gets the message back from Redis.
     """
-
-    def __init__(self, grace: float, window: float, flush: Callable[[list[str]], None]) -> None:
-        self.grace = grace
-        self.window = window
-        self._flush_users = flush
-        self._leaving: dict[str, asyncio.TimerHandle] = {}
-        self._touched: dict[str, None] = {}  # a set that keeps the order things happened in
-        self._flush_timer: asyncio.TimerHandle | None = None
-
-    def came_online(self, user: str) -> None:
-        """A user's first stream opened (here)."""
-        leaving = self._leaving.pop(user, None)
-        if leaving is not None:
-            leaving.cancel()  # back within the grace period: the room never hears of it
-        self._touch(user)
-
-    def went_offline(self, user: str) -> None:
-        """A user's last stream closed (here): they leave when the grace period is over."""
-        if self.grace <= 0:
-            self._touch(user)
-            return
-        loop = asyncio.get_running_loop()
-        self._leaving[user] = loop.call_later(self.grace, self._grace_over, user)
-
-    def leaving(self, user: str) -> bool:
-        """Is ``user`` in their grace period: gone, but still counted as online?"""
-        return user in self._leaving
-
-    def all_leaving(self) -> list[str]:
-        return list(self._leaving)
-
-    def close(self) -> None:
-        for timer in self._leaving.values():
-            timer.cancel()
-        self._leaving.clear()
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
-
-    def _grace_over(self, user: str) -> None:
-        self._leaving.pop(user, None)
-        self._touch(user)
-
-    def _touch(self, user: str) -> None:
-        self._touched[user] = None
-        if self._flush_timer is None:
-            loop = asyncio.get_running_loop()
-            self._flush_timer = loop.call_later(self.window, self._flush)
-
-    def _flush(self) -> None:
-        self._flush_timer = None
-        users, self._touched = list(self._touched), {}
-        self._flush_users(users)
+    if window is not None:
+        window.delivered(message)
+    frame = message_frame(message)
+    audience = parts.private.audience(message) if message.to is not None else None
+    if audience is None:
+        return manager.broadcast(frame)
+    return manager.send_to_users(audience, frame)
 
 
-# --8<-- [end:presence-batcher]
+# --8<-- [end:deliver]
 
 
 class LocalBroker:
     def __init__(
         self,
-        store: Any,
+        store: MessageStore,
         manager: ClientManager,
         parts: Parts,
-        *,
-        presence_grace: float = 0.0,
-        presence_window: float = 0.0,
     ) -> None:
         self.store = store
         self.manager = manager
         self.parts = parts
-        # Who the room was last told is online; presence frames are changes to this set.
-        self._announced: set[str] = set()
-        self.presence = PresenceBatcher(presence_grace, presence_window, self._announce_changes)
         self.messages_accepted = 0
-        # Group commit (see publish): messages waiting for the next transaction, and the one
-        # task that commits them. None: no commit in flight.
-        self._queued: list[tuple[Row, asyncio.Future[Message]]] = []
-        self._committer: asyncio.Task[None] | None = None
+        # Group commit (see publish): one transaction per group of messages.
+        self.group = GroupCommit(self._commit, name="group-commit")
         # False once the store showed it has no append_many (an exercise not finished yet).
         self._store_groups = True
         # The history block fresh streams share (set by the server; see history.LatestWindow).
@@ -163,42 +161,29 @@ class LocalBroker:
         return None
 
     async def stop(self) -> None:
-        if self._committer is not None:  # the messages already queued are stored and answered
-            await asyncio.shield(self._committer)
-        self.presence.close()
+        await self.group.drain()  # the messages already queued are stored and answered
+
+    async def close(self) -> None:
+        return None  # nothing shared: the stores close their own connections
+
+    def replay_upto(self) -> int | None:
+        return None  # a message is delivered right after its commit: nothing is on its way
 
     # --8<-- [start:publish]
     async def publish(self, sender: str, text: str, to: str | None) -> Message:
         """Store the message, deliver it, and return it: after the commit that holds it.
 
-        Group commit: one task (the committer) stores and delivers; every message that
-        arrives while it is committing waits in ``_queued`` and goes into its next
+        Group commit (:class:`GroupCommit`): one task (the committer) stores and delivers;
+        every message that arrives while it is committing waits and goes into its next
         transaction, together. One commit per burst instead of one per message, and one
         writer, so ids are handed out in the order messages are delivered: a client never
         sees id 7 before id 6, and resumes past 6 without missing 5.
         """
-        future = asyncio.get_running_loop().create_future()
-        future.add_done_callback(mark_retrieved)
-        self._queued.append(((sender, text, to, int(time.time() * 1000)), future))
-        if self._committer is None:
-            self._committer = asyncio.create_task(self._commit_queued(), name="group-commit")
         # Shielded: a sender that hangs up mid-request must not take its message out of the
         # batch, nor leave a stored, undelivered message behind.
-        return await asyncio.shield(future)
+        return await asyncio.shield(self.group.add(sender, text, to))
 
-    async def _commit_queued(self) -> None:
-        try:
-            while self._queued:
-                group = self._queued[:MAX_GROUP]
-                del self._queued[:MAX_GROUP]
-                await self._commit(group)
-        finally:
-            self._committer = None
-            for _, future in self._queued:  # only if the committer itself was cancelled
-                future.cancel()
-            self._queued.clear()
-
-    async def _commit(self, group: list[tuple[Row, asyncio.Future[Message]]]) -> None:
+    async def _commit(self, group: list[Pending]) -> None:
         if len(group) > 1 and self._store_groups:
             try:
                 messages = await self.store.append_many([row for row, _ in group])
@@ -233,13 +218,7 @@ class LocalBroker:
             future.set_result(message)
 
     def deliver(self, message: Message) -> int:
-        if self.latest_window is not None:
-            self.latest_window.delivered(message)
-        frame = message_frame(message)
-        audience = self.parts.private.audience(message) if message.to is not None else None
-        if audience is None:
-            return self.manager.broadcast(frame)
-        return self.manager.send_to_users(audience, frame)
+        return deliver(message, self.manager, self.parts, self.latest_window)
 
     async def push(self, users: Iterable[str], frame: Frame) -> int:
         return self.manager.send_to_users(users, frame)
@@ -248,38 +227,3 @@ class LocalBroker:
         return self.manager.broadcast(frame)
 
     # --8<-- [end:publish]
-
-    async def user_online(self, user: str) -> None:
-        self.presence.came_online(user)
-
-    async def user_offline(self, user: str) -> None:
-        self.presence.went_offline(user)
-
-    # --8<-- [start:announce]
-    def _announce_changes(self, users: list[str]) -> None:
-        changes = []
-        for user in users:
-            online = self.manager.is_online(user) or self.presence.leaving(user)
-            if online == (user in self._announced):
-                continue  # came and went (or went and came) since the room was last told
-            if online:
-                self._announced.add(user)
-            else:
-                self._announced.discard(user)
-            changes.append((user, online))
-        if changes:
-            self.manager.broadcast(presence_frame(changes))  # one write per stream per batch
-
-    # --8<-- [end:announce]
-
-    async def online_users(self) -> list[str]:
-        """Everyone online now, or leaving but still in their grace period."""
-        return sorted(self._announced.union(self.manager.online_users()))
-
-    async def online_snapshot(self, viewer: str) -> list[str]:
-        """The list a new stream starts from: what the room was last told, and the viewer.
-
-        Later ``presence`` frames are changes to exactly this list, so applying them keeps the
-        page right; the viewer is online as long as this stream is open.
-        """
-        return sorted(self._announced | {viewer})

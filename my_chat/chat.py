@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from my_chat.auth import authenticate, limit
+from my_chat.auth import authenticate
 from my_chat.context import context_of
 from my_chat.errors import BadRequest, TooLarge, read_json_object
+from my_chat.ratelimit import limit
+from my_chat.store import MAX_MESSAGE_ID
 
 routes = web.RouteTableDef()
 
@@ -59,7 +61,7 @@ def _int_query(request: web.Request, name: str, default: int | None, low: int, h
 async def history(request: web.Request) -> web.Response:
     context = context_of(request)
     viewer = authenticate(request)
-    before = _int_query(request, "before", None, 1, 2**63 - 1)
+    before = _int_query(request, "before", None, 1, MAX_MESSAGE_ID)
     limit_ = _int_query(request, "limit", 50, 1, context.settings.history_page_max)
     messages = await context.store.before(before, viewer, limit_)
     messages = [m for m in messages if context.parts.private.may_see(m, viewer)]
@@ -69,4 +71,4 @@ async def history(request: web.Request) -> web.Response:
 @routes.get("/api/online")
 async def online(request: web.Request) -> web.Response:
     authenticate(request)
-    return web.json_response({"users": await context_of(request).broker.online_users()})
+    return web.json_response({"users": await context_of(request).presence.online_users()})

@@ -54,6 +54,9 @@ class Settings:
     presence_grace: float = 5.0
     presence_window: float = 0.25
     # --- end of issue 11 items 2 and 4 ---
+    # Redis mode: a process that stops reporting for this many seconds (killed, cut off) is
+    # retired, and its users are announced offline unless they are online elsewhere.
+    presence_ttl: float = 15.0
 
     token_ttl: float = 24 * 3600.0
     # Secrets: from the environment if set there, else generated once into ``data_dir``.

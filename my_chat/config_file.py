@@ -45,6 +45,7 @@ ABOVE_ZERO = frozenset(
         "message_burst",
         "message_rate",
         "loop_lag_interval",
+        "presence_ttl",
     }
 )
 TRUE_WORDS = ("1", "true", "yes", "on")

@@ -37,6 +37,7 @@ from my_chat.events import (
 )
 from my_chat.history import replay
 from my_chat.sessions import SESSION_EXPIRED, SESSION_REVOKED, Session, end_streams
+from my_chat.store import MAX_MESSAGE_ID
 
 logger = logging.getLogger("my_chat")
 
@@ -48,8 +49,6 @@ STREAM_HEADERS = {
     # nginx and similar proxies buffer responses unless told not to; SSE must not wait.
     "X-Accel-Buffering": "no",
 }
-
-MAX_EVENT_ID = 2**63 - 1
 
 
 def requested_last_event_id(request: web.Request) -> int | None:
@@ -68,7 +67,7 @@ def _event_id(values: list[str]) -> int | None:
     if raw is None or raw.strip() == "":
         return None
     raw = raw.strip()
-    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_EVENT_ID:
+    if not raw.isascii() or not raw.isdigit() or int(raw) > MAX_MESSAGE_ID:
         raise BadRequest("invalid_last_event_id", "Last-Event-ID must be a message id")
     return int(raw)
 
@@ -163,10 +162,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
         # buffer is full); live frames wait behind them until finish_replay.
         await connection.write_in_turn(opening_frames(context, connection), writer.drain)
         if first_of_user:
-            await context.broker.user_online(user)
+            await context.presence.user_online(user)
         # Who is online, for this stream only; the presence changes after it are held back
         # with the live frames, so the page applies them on top of this list, in order.
-        online = online_frame(await context.broker.online_snapshot(user))
+        online = online_frame(await context.presence.online_snapshot(user))
         await connection.write_in_turn(online, writer.drain)
         last_replayed = await replay(
             context.store,
@@ -175,8 +174,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
             last_event_id,
             context.settings.history_on_connect,
             context.settings.replay_max,
-            window=getattr(context.broker, "latest_window", None),
+            window=context.broker.latest_window,
             drain=writer.drain,
+            upto=context.broker.replay_upto(),
         )
         connection.finish_replay(last_replayed)
         await connection.closed
@@ -203,7 +203,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         )
         if last_of_user:
             try:
-                await context.broker.user_offline(user)
+                await context.presence.user_offline(user)
             except Exception:
                 logger.exception("could not announce that %s went offline", user)
     return response

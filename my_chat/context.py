@@ -7,7 +7,7 @@ manager) to every handler; this is the same idea, stored on the aiohttp applicat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -19,7 +19,9 @@ from my_chat.ratelimit import RateLimiter
 if TYPE_CHECKING:
     from my_chat.accounts import AccountStore
     from my_chat.broker import Broker
+    from my_chat.presence import Presence
     from my_chat.sessions import Sessions
+    from my_chat.store import MessageStore
 
 
 @dataclass
@@ -28,8 +30,9 @@ class ServiceContext:
     parts: Parts
     manager: ClientManager
     accounts: AccountStore
-    store: Any  # the exercise's MessageStore, or a stand-in until that exercise is done
+    store: MessageStore  # the exercise's, Redis's, or a stand-in until the exercise is done
     broker: Broker
+    presence: Presence
     sessions: Sessions
     service_key: str
     message_limiter: RateLimiter

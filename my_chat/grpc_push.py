@@ -104,7 +104,7 @@ class SSEService(sse_pb2_grpc.SSEServiceServicer):
 
     async def OnlineUsers(self, request, call) -> sse_pb2.OnlineUsersReply:
         async def online_users() -> sse_pb2.OnlineUsersReply:
-            users = await self.context.broker.online_users()
+            users = await self.context.presence.online_users()
             return sse_pb2.OnlineUsersReply(user_ids=users)
 
         return await self._answer(call, None, online_users)

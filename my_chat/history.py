@@ -1,4 +1,4 @@
-"""Messages as frames, the replay that fills a reconnecting client's gap, and a stand-in store.
+"""The replay that fills a reconnecting client's gap, and the history block fresh streams share.
 
 A message's SSE ``id:`` is its id in the store, so a browser that reconnects sends the last
 one it saw as ``Last-Event-ID``, and ``replay`` sends exactly what came after it.
@@ -6,13 +6,12 @@ one it saw as ``Last-Event-ID``, and ``replay`` sends exactly what came after it
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from my_chat.client_manager import Client
 from my_chat.events import Frame, Message, messages_frame, recovered_frame
+from my_chat.store import MessageStore
 
 REPLAY_PAGE = 500
 
@@ -71,15 +70,19 @@ class LatestWindow:
         return self._block, room[-1].id
 
 
+MaySee = Callable[[Message, str], bool]
+
+
 async def replay(
-    store: Any,
+    store: MessageStore,
     connection: Client,
-    may_see,
+    may_see: MaySee,
     last_event_id: int | None,
     count: int,
     replay_max: int = 0,
     window: LatestWindow | None = None,
     drain: Callable[[], Awaitable[None]] = no_wait,
+    upto: int | None = None,
 ) -> int:
     """Write the history ``connection`` missed; returns the last id written (0 if none).
 
@@ -89,6 +92,10 @@ async def replay(
     ``last_event_id``: the latest ``count``. ``may_see`` is checked again for every
     message, so a store that returned too much cannot leak a private message. Each page is
     one frame, written with ``connection.write_in_turn(frame, drain)``.
+
+    ``upto`` (the broker's ``replay_upto()``): the last message id the replay may send, None
+    for no bound. A newer message is still on its way to this process's streams and reaches
+    this one live, so it must not be replayed as well.
     """
     viewer = connection.user
     if last_event_id is None:
@@ -96,29 +103,48 @@ async def replay(
         if cached is not None:  # the same frame for every such viewer: no query, no join
             await connection.write_in_turn(cached[0], drain)
             return cached[1]
-        batch = await store.latest(viewer, count) if count > 0 else []
+        batch = await _latest(store, viewer, count, upto) if count > 0 else []
         await _write_visible(batch, connection, may_see, drain)
         return batch[-1].id if batch else 0
     if replay_max > 0:
         # One read of at most replay_max + 1 messages tells "all of it" from "too far behind".
-        batch = await store.after(last_event_id, viewer, replay_max + 1)
+        batch = _through(await store.after(last_event_id, viewer, replay_max + 1), upto)
         if len(batch) > replay_max:
             await connection.write_in_turn(recovered_frame(last_event_id, replay_max), drain)
-            return await replay(store, connection, may_see, None, count, drain=drain)
+            return await replay(store, connection, may_see, None, count, drain=drain, upto=upto)
         await _write_visible(batch, connection, may_see, drain)
         return batch[-1].id if batch else last_event_id
     last_written = last_event_id
     while not connection.closed.done():
-        batch = await store.after(last_written, viewer, REPLAY_PAGE)
+        page = await store.after(last_written, viewer, REPLAY_PAGE)
+        batch = _through(page, upto)
         if not batch:
             break
         await _write_visible(batch, connection, may_see, drain)
         last_written = batch[-1].id
+        if len(batch) < len(page):
+            break  # the rest is past the bound: it comes live
     return last_written
 
 
+async def _latest(store: MessageStore, viewer: str, count: int, upto: int | None) -> list[Message]:
+    batch = await store.latest(viewer, count)
+    if upto is not None and batch and batch[-1].id > upto:
+        # Some of the latest are still on their way here (they come live): the latest up to
+        # the bound instead, so the history still has ``count`` messages.
+        batch = await store.before(upto + 1, viewer, count)
+    return batch
+
+
+def _through(batch: list[Message], upto: int | None) -> list[Message]:
+    """The messages of ``batch`` (in id order) up to ``upto``."""
+    if upto is None or not batch or batch[-1].id <= upto:
+        return batch
+    return [m for m in batch if m.id <= upto]
+
+
 async def _write_visible(
-    batch: list[Message], connection: Client, may_see, drain: Callable[[], Awaitable[None]]
+    batch: list[Message], connection: Client, may_see: MaySee, drain: Callable[[], Awaitable[None]]
 ) -> None:
     visible = [m for m in batch if may_see(m, connection.user)]
     if visible:
@@ -126,33 +152,3 @@ async def _write_visible(
 
 
 # --8<-- [end:replay]
-
-
-class NoHistory:
-    """Stands in for the message store until exercise 3 is done: ids, but nothing kept."""
-
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
-
-    @classmethod
-    async def open(cls, path: str) -> NoHistory:
-        """As the exercise's ``MessageStore.open``, with nothing to open."""
-        return cls()
-
-    async def append(self, sender: str, text: str, to: str | None, timestamp: int) -> Message:
-        return Message(id=next(self._ids), sender=sender, to=to, text=text, timestamp=timestamp)
-
-    async def after(self, last_id: int, viewer: str, limit: int) -> list[Message]:
-        return []
-
-    async def before(self, before_id: int | None, viewer: str, limit: int) -> list[Message]:
-        return []
-
-    async def latest(self, viewer: str, limit: int) -> list[Message]:
-        return []
-
-    async def prune(self, keep_count: int, older_than: int | None) -> int:
-        return 0
-
-    async def close(self) -> None:
-        return None

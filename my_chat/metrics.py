@@ -300,7 +300,7 @@ async def metrics_page(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     context = request.app[CONTEXT]
     try:
-        metrics.users_online.set(len(await context.broker.online_users()))
+        metrics.users_online.set(len(await context.presence.online_users()))
     except ApiError as error:  # Redis unreachable: report the rest, keep the last count
         logger.warning("/metrics: could not count who is online: %s", error.message)
     return web.Response(body=metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})

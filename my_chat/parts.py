@@ -32,7 +32,7 @@ from types import ModuleType
 from typing import Any
 
 from my_chat.errors import ExerciseNotDone
-from my_chat.history import NoHistory
+from my_chat.store import NoHistory
 
 logger = logging.getLogger("my_chat")
 

@@ -97,7 +97,7 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "connections": len(context.manager),
-            "users_online": len(await context.broker.online_users()),
+            "users_online": len(await context.presence.online_users()),
             "connections_opened": manager_stats.connections_opened,
             "connections_closed": manager_stats.connections_closed,
             "slow_disconnects": manager_stats.slow_disconnects,

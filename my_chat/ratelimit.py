@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from my_chat.errors import TooManyRequests
+
 
 class RateLimiter:
     """Each key may spend ``burst`` tokens at once; tokens come back at ``rate`` per second."""
@@ -40,3 +42,14 @@ class RateLimiter:
         tokens, last = self._buckets[key]
         tokens = min(float(self.burst), tokens + (time.monotonic() - last) * self.rate)
         return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
+
+def limit(limiter: RateLimiter, key: str, what: str) -> None:
+    """Take a token for ``key``, or refuse the request with a 429 saying when to try again."""
+    wait = limiter.retry_after(key)
+    if wait > 0:
+        raise TooManyRequests(
+            "rate_limited",
+            f"too many {what}; try again in {wait:.1f} s",
+            headers={"Retry-After": str(max(1, round(wait)))},
+        )

@@ -17,12 +17,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from my_chat import auth, chat, connection, grpc_push, metrics, openapi, push
-from my_chat.accounts import AccountStore
-from my_chat.broker import LocalBroker
+from my_chat.accounts import AccountStore, SqliteAccountStore
+from my_chat.broker import Broker, LocalBroker
 from my_chat.client_manager import ClientManager
 from my_chat.config import Settings
 from my_chat.connection import suggested_retry
@@ -32,9 +33,14 @@ from my_chat.events import Frame, reconnect_frame
 from my_chat.guards import add_security_headers, request_guards
 from my_chat.history import LatestWindow
 from my_chat.metrics import METRICS, Metrics
-from my_chat.parts import check_parts, import_parts, report_parts
+from my_chat.parts import Parts, check_parts, import_parts, report_parts
+from my_chat.presence import LocalPresence, Presence
 from my_chat.ratelimit import RateLimiter
 from my_chat.sessions import open_sessions
+from my_chat.store import MessageStore
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 logger = logging.getLogger("my_chat")
 
@@ -61,7 +67,7 @@ def read_or_create_secret(given: str | None, env_name: str, path: Path) -> tuple
     return secret, True
 
 
-async def open_store(parts, settings: Settings):
+async def open_store(parts: Parts, settings: Settings) -> MessageStore:
     """The exercise's store, or ``NoHistory`` while that part is not done (its stand-in)."""
     return await parts.message_store.MessageStore.open(str(settings.database_path))
 
@@ -74,10 +80,11 @@ async def build_context(settings: Settings, manager: ClientManager | None = None
 
     if manager is None:  # not `manager or ...`: an empty manager is false (it has __len__)
         manager = ClientManager()
-    accounts, store, broker = await open_services(settings, manager, parts)
+    services = await open_services(settings, manager, parts)
+    broker = services.broker
     if settings.redis_url or parts.done("message_store"):  # nothing to share without a store
         broker.latest_window = LatestWindow(settings.history_on_connect)
-    jwt_secret = await choose_jwt_secret(settings, broker)
+    jwt_secret = await choose_jwt_secret(settings, services.redis)
     service_key, created = read_or_create_secret(
         settings.service_key, "MY_CHAT_SERVICE_KEY", settings.data_dir / "service_key"
     )
@@ -93,9 +100,10 @@ async def build_context(settings: Settings, manager: ClientManager | None = None
         settings=settings,
         parts=parts,
         manager=manager,
-        accounts=accounts,
-        store=store,
+        accounts=services.accounts,
+        store=services.store,
         broker=broker,
+        presence=services.presence,
         sessions=sessions,
         service_key=service_key,
         message_limiter=RateLimiter(settings.message_burst, settings.message_rate),
@@ -106,17 +114,17 @@ async def build_context(settings: Settings, manager: ClientManager | None = None
     )
 
 
-async def choose_jwt_secret(settings: Settings, broker) -> str:
+async def choose_jwt_secret(settings: Settings, redis: Redis | None) -> str:
     """Settings, else the environment; else in Redis mode the secret kept in Redis (so a
     token from one process is good on every other), else the file in ``data_dir``."""
     given = settings.jwt_secret or os.environ.get("MY_CHAT_JWT_SECRET")
-    if settings.redis_url and not given:
+    if redis is not None and not given:
         from redis.exceptions import RedisError
 
-        from my_chat.redis_store import shared_secret
+        from my_chat.redis_accounts import shared_secret
 
         try:
-            return await shared_secret(broker.redis)
+            return await shared_secret(redis)
         except RedisError as error:
             raise StartupError(f"cannot read the shared JWT secret from Redis: {error}") from None
     secret, _ = read_or_create_secret(
@@ -138,25 +146,55 @@ def protect_database_files(database: Path) -> None:
             path.chmod(0o600)
 
 
-async def open_services(settings: Settings, manager: ClientManager, parts):
-    """Accounts, message store and broker: SQLite and in-process, or all three in Redis."""
-    if settings.redis_url:
-        from my_chat.redis_broker import RedisBroker
+@dataclass
+class Services:
+    """The backends, of one kind: SQLite and in-process, or all of them in Redis."""
 
-        broker = await RedisBroker.connect(settings, manager, parts)
-        await broker.accounts.add_missing_skeletons()
-        return broker.accounts, broker.store, broker
+    accounts: AccountStore
+    store: MessageStore
+    broker: Broker
+    presence: Presence
+    redis: Redis | None = None  # Redis mode: the command client (the broker closes it)
+
+
+# --8<-- [start:open-services]
+async def open_services(settings: Settings, manager: ClientManager, parts: Parts) -> Services:
+    """Accounts, message store, broker and presence: one process, or shared through Redis.
+
+    A third backend is one more branch here, building its four kinds of the same interfaces.
+    """
+    if settings.redis_url:
+        from my_chat.redis_accounts import RedisAccountStore
+        from my_chat.redis_broker import RedisBroker
+        from my_chat.redis_client import connect
+        from my_chat.redis_presence import RedisPresence
+        from my_chat.redis_store import RedisMessageStore
+
+        clients = await connect(settings.redis_url)
+        redis_accounts = RedisAccountStore(clients.commands)
+        await redis_accounts.add_missing_skeletons()
+        redis_store = RedisMessageStore(clients.commands, settings.retention_count)
+        return Services(
+            accounts=redis_accounts,
+            store=redis_store,
+            broker=RedisBroker(clients, redis_store, manager, parts),
+            presence=RedisPresence(clients.commands, manager, settings),
+            redis=clients.commands,
+        )
     protect_database_files(settings.database_path)
-    accounts = await AccountStore.open(str(settings.database_path))
+    accounts = await SqliteAccountStore.open(str(settings.database_path))
     store = await open_store(parts, settings)
-    broker = LocalBroker(
-        store,
-        manager,
-        parts,
-        presence_grace=settings.presence_grace,
-        presence_window=settings.presence_window,
+    return Services(
+        accounts=accounts,
+        store=store,
+        broker=LocalBroker(store, manager, parts),
+        presence=LocalPresence(
+            manager, grace=settings.presence_grace, window=settings.presence_window
+        ),
     )
-    return accounts, store, broker
+
+
+# --8<-- [end:open-services]
 
 
 async def retention_sweep(context: ServiceContext, backoff: Backoff) -> None:
@@ -183,7 +221,7 @@ async def retention_sweep(context: ServiceContext, backoff: Backoff) -> None:
         backoff.succeeded()
         if deleted:
             logger.info("retention: deleted %d old messages", deleted)
-            window = getattr(context.broker, "latest_window", None)
+            window = context.broker.latest_window
             if window is not None:
                 window.reset()  # it may hold some of them
         await asyncio.sleep(settings.retention_interval)
@@ -287,11 +325,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     measured = app[METRICS]
     context = await build_context(app[SETTINGS], measured.client_manager())
     context.store = measured.replay_counting(context.store)
-    if getattr(context.broker, "latest_window", None) is not None:
+    if context.broker.latest_window is not None:
         context.broker.latest_window = measured.replay_counting_window(context.broker.latest_window)
     measured.watch(context)
     app[CONTEXT] = context
     await context.broker.start()
+    await context.presence.start()
     # After the broker: in Redis mode, revocations made from here on reach its reader.
     await context.sessions.start()
     tasks = background_tasks(context)
@@ -301,9 +340,11 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         background.task.cancel()
     await asyncio.gather(*(b.task for b in tasks), return_exceptions=True)
     await context.broker.stop()
+    await context.presence.stop()
     await context.sessions.close()
     await context.store.close()
     await context.accounts.close()
+    await context.broker.close()  # last: in Redis mode it closes the connections all use
 
 
 async def _say_goodbye(app: web.Application) -> None:

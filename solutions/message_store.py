@@ -36,6 +36,7 @@ from collections.abc import Sequence
 import aiosqlite
 
 from my_chat.events import Message
+from my_chat.store import MAX_MESSAGE_ID
 from my_chat.transaction import write_transaction
 
 SCHEMA = """
@@ -128,7 +129,7 @@ class MessageStore:
             "SELECT id, sender, recipient, text, timestamp FROM messages"
             " WHERE id < ? AND (recipient IS NULL OR recipient = ? OR sender = ?)"
             " ORDER BY id DESC LIMIT ?",
-            (before_id if before_id is not None else 2**63 - 1, viewer, viewer, limit),
+            (before_id if before_id is not None else MAX_MESSAGE_ID, viewer, viewer, limit),
         )
         return [Message(*row) for row in reversed(list(rows))]
         ### END SOLUTION

@@ -38,7 +38,7 @@ from aiohttp import web
 
 from my_chat.errors import BadRequest, TooLarge, read_json_object
 from my_chat.events import message_frame
-from my_chat.history import NoHistory
+from my_chat.store import NoHistory
 
 from .p5_app import MANAGER
 from .p5_sse_endpoint import create_app as create_step2_app

@@ -137,6 +137,19 @@ def test_every_setting_has_an_environment_variable():
     assert settings.message_rate == 0.5
 
 
+def test_the_presence_ttl_comes_from_the_environment_or_the_command_line():
+    """Once read only from MY_CHAT_PRESENCE_TTL; now a setting like the others, still above 0."""
+    from my_chat.config_file import SettingsError
+
+    assert parse_args([], environ={}).presence_ttl == 15.0
+    assert parse_args([], environ={"MY_CHAT_PRESENCE_TTL": "1.5"}).presence_ttl == 1.5
+    flag = parse_args(["--presence-ttl", "4"], environ={"MY_CHAT_PRESENCE_TTL": "1.5"})
+    assert flag.presence_ttl == 4.0
+    with pytest.raises(SettingsError) as caught:
+        parse_args([], environ={"MY_CHAT_PRESENCE_TTL": "0"})
+    assert "'presence_ttl' must be above 0" in str(caught.value)
+
+
 @pytest.mark.slow
 @pytest.mark.redis
 async def test_a_server_runs_on_a_config_file_in_redis_mode(server_process, tmp_path: Path):

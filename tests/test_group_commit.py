@@ -94,9 +94,9 @@ async def queue_behind_a_held_lock(server, post, count: int) -> list:
     broker = server.context.broker
     async with write_lock_held(server.settings.database_path):
         opener = asyncio.create_task(post(-1))
-        await wait_for(_async(lambda: broker._committer is not None), "the first commit")
+        await wait_for(_async(lambda: broker.group.committer is not None), "the first commit")
         sending = asyncio.gather(*(post(n) for n in range(count)))
-        await wait_for(_async(lambda: len(broker._queued) == count), "the group to queue up")
+        await wait_for(_async(lambda: len(broker.group.queued) == count), "the group to queue up")
     replies = await sending
     opened = await opener
     assert opened[0] == 201, opened

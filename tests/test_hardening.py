@@ -290,7 +290,7 @@ async def test_look_alike_names_cannot_both_exist(server):
 
 
 async def test_an_older_database_with_look_alikes_keeps_both_and_takes_no_third(make_server):
-    from my_chat.accounts import AccountStore, hash_password
+    from my_chat.accounts import SqliteAccountStore, hash_password
 
     async with make_server() as server:
         path = server.settings.database_path
@@ -299,7 +299,7 @@ async def test_an_older_database_with_look_alikes_keeps_both_and_takes_no_third(
         db.execute("DROP TABLE account_skeletons")
         for name in ("alice", "aIice"):
             db.execute("INSERT INTO accounts VALUES (?, ?, 1)", (name, hash_password(PASSWORD)))
-    store = await AccountStore.open(str(path))
+    store = await SqliteAccountStore.open(str(path))
     await store.close()
     async with make_server() as server:
         for name in ("alice", "aIice"):

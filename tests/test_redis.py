@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -22,7 +24,9 @@ from redis.asyncio import Redis
 
 from my_chat.accounts import UsernameTaken, hash_password
 from my_chat.events import Message
-from my_chat.redis_store import RedisAccountStore, RedisMessageStore
+from my_chat.history import replay
+from my_chat.redis_accounts import RedisAccountStore
+from my_chat.redis_store import RedisMessageStore
 from my_chat.serve import free_port
 from tests.chat_client import PASSWORD, ChatClient, Stream, client_session
 from tests.conftest import SERVICE_KEY
@@ -130,13 +134,27 @@ async def test_the_redis_stores_keep_the_sqlite_stores_contract(redis_server):
                 assert await store.latest(viewer, 5) == mine[-5:]
 
         await check_queries()
-        # Replay stops at what this process's reader has delivered; history does not.
-        store.replay_limit = lambda: 10
-        assert [m.id for m in await store.after(0, "bob", 100)] == list(range(1, 11))
-        assert [m.id for m in await store.latest("bob", 3)] == [8, 9, 10]
-        assert len(await store.before(None, "bob", 3)) == 3
-        assert (await store.before(None, "bob", 3))[-1].id == 1300
-        store.replay_limit = None
+        # Replay stops at what this process's reader has delivered (upto): the rest comes live.
+        bob = SimpleNamespace(user="bob", closed=asyncio.get_running_loop().create_future())
+
+        async def replayed(last_event_id: int | None, count: int, replay_max: int = 0):
+            written: list[bytes] = []
+
+            async def write(data: bytes) -> None:
+                written.append(data)
+
+            last = await replay(
+                store, bob, write, may_see, last_event_id, count, replay_max, upto=10
+            )
+            ids = [int(i) for i in re.findall(rb"^id: (\d+)$", b"".join(written), re.M)]
+            return last, ids
+
+        def may_see(message: Message, viewer: str) -> bool:
+            return message.to is None or viewer in (message.sender, message.to)
+
+        assert await replayed(0, 3) == (10, list(range(1, 11)))
+        assert await replayed(0, 3, replay_max=100) == (10, list(range(1, 11)))
+        assert await replayed(None, 3) == (10, [8, 9, 10])
 
         assert await store.prune(1000, None) == 300
         kept = kept[300:]
