@@ -134,18 +134,17 @@ async def test_the_redis_stores_keep_the_sqlite_stores_contract(redis_server):
                 assert await store.latest(viewer, 5) == mine[-5:]
 
         await check_queries()
-        # Replay stops at what this process's reader has delivered (upto): the rest comes live.
-        bob = SimpleNamespace(user="bob", closed=asyncio.get_running_loop().create_future())
 
+        # Replay stops at what this process's reader has delivered (upto): the rest comes live.
         async def replayed(last_event_id: int | None, count: int, replay_max: int = 0):
             written: list[bytes] = []
 
-            async def write(data: bytes) -> None:
-                written.append(data)
+            async def write_in_turn(frame, drain) -> None:
+                written.append(frame.payload)
 
-            last = await replay(
-                store, bob, write, may_see, last_event_id, count, replay_max, upto=10
-            )
+            closed = asyncio.get_running_loop().create_future()
+            bob = SimpleNamespace(user="bob", closed=closed, write_in_turn=write_in_turn)
+            last = await replay(store, bob, may_see, last_event_id, count, replay_max, upto=10)
             ids = [int(i) for i in re.findall(rb"^id: (\d+)$", b"".join(written), re.M)]
             return last, ids
 
