@@ -170,8 +170,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
             await context.broker.user_online(user)
         # Who is online, for this stream only; the presence changes after it are held back
         # with the live frames, so the page applies them on top of this list, in order.
-        online = OnlineData(await context.broker.online_snapshot(user))
-        await response.write(encode_event(to_json(online), event=ONLINE))
+        # No local for it: this frame lives as long as the stream, and so would the list.
+        snapshot = OnlineData(await context.broker.online_snapshot(user))
+        await response.write(encode_event(to_json(snapshot), event=ONLINE))
+        del snapshot
         may_see = context.parts.private.may_see if context.parts.done("private") else _room_only
         last_replayed = await replay(
             context.store,
