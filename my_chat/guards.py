@@ -97,12 +97,15 @@ def guard_request(request: web.Request, allowed_origins: tuple[str, ...]) -> Non
 def request_guards(allowed_origins: tuple[str, ...] = ()):
     """The middleware running :func:`guard_request` on every request."""
 
+    # A plain function that hands back the handler's awaitable, not a coroutine awaiting it:
+    # a coroutine here would stay suspended, a frame of a few hundred bytes, for as long as
+    # each SSE stream is open.
     @web.middleware
-    async def guards(
+    def guards(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    ) -> Awaitable[web.StreamResponse]:
         guard_request(request, allowed_origins)
-        return await handler(request)
+        return handler(request)
 
     return guards
 
