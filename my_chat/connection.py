@@ -13,11 +13,9 @@ Two things differ from the guide, on purpose:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import random
-import time
 import uuid
 
 from aiohttp import web
@@ -36,7 +34,7 @@ from my_chat.events import (
     to_json,
 )
 from my_chat.history import replay
-from my_chat.sessions import SESSION_EXPIRED, SESSION_REVOKED, Session, end_streams
+from my_chat.sessions import SESSION_REVOKED, end_streams
 from my_chat.sse import encode_event
 
 logger = logging.getLogger("my_chat")
@@ -154,7 +152,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     connection.start_replay()
     first_of_user = context.manager.register(connection)
     logger.info("connect client=%s user=%s", connection.id, user)
-    expiry = close_when_expired(connection, session)
+    context.sessions.expiries.watch(connection, session.expires)
     # The handler is cancelled when the client goes away, but that cancellation can be lost
     # (rarely: seen with clients that close right after connecting, in Redis mode), and the
     # stream would then stay registered for good. The protocol tells us directly as well.
@@ -200,8 +198,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.abort()
     finally:
-        expiry.cancel()
         last_of_user = context.manager.unregister(connection)
+        context.sessions.expiries.forget(connection)
         logger.info(
             "disconnect client=%s user=%s%s",
             connection.id,
@@ -217,23 +215,6 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 
 # --8<-- [end:stream]
-
-
-# --8<-- [start:expiry]
-def close_when_expired(connection: Connection, session: Session) -> asyncio.TimerHandle:
-    """End the stream with ``session_expired`` when its token expires.
-
-    One timer per stream rather than a periodic sweep over all of them: the timer costs one
-    push onto the event loop's heap when the stream opens and one cancel when it closes,
-    and fires only for the rare stream that outlives its token (the ttl is a day), exactly
-    on time. A sweep would visit every open stream on every round, and close late by up to
-    its period.
-    """
-    delay = max(0.0, session.expires - time.time())
-    return asyncio.get_running_loop().call_later(delay, end_streams, [connection], SESSION_EXPIRED)
-
-
-# --8<-- [end:expiry]
 
 
 def _room_only(message, viewer: str) -> bool:
