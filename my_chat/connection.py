@@ -141,6 +141,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
         # Chunked on purpose: the connection writes ready-made chunks straight to the socket.
         response.enable_chunked_encoding()
     await response.prepare(request)
+    # prepare() has serialized the headers, and the first write sends them: the dict of them
+    # need not live as long as the stream (about 1 KB each).
+    response.headers.clear()
     connection = Connection(
         uuid.uuid4().hex,
         user,
