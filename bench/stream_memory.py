@@ -14,6 +14,7 @@ Python allocations, and it is printed three ways:
 * by **object type**: the objects the garbage collector tracks, counted before and after
   (``gc.get_objects``), with their shallow sizes: one ``Task`` per stream, two, or none?
 
+``--profile`` runs cProfile over the connects instead (stderr), for what a connect costs.
 RSS per stream is printed too; with tracemalloc on it includes tracemalloc's own overhead,
 so ``--no-trace`` measures it alone. The kernel's socket buffers are not in either figure.
 
@@ -27,10 +28,13 @@ import argparse
 import ast
 import asyncio
 import contextlib
+import cProfile
 import functools
 import gc
+import io
 import json
 import linecache
+import pstats
 import secrets
 import sys
 import tempfile
@@ -265,14 +269,23 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             gc.set_threshold(20_000, 20, 20)
             await asyncio.sleep(0.5)
             process = psutil.Process()
-            trace = not args.no_trace
+            trace = not args.no_trace and not args.profile
             if trace:
                 tracemalloc.start(args.frames)
             gc.collect()
             before = tracemalloc.take_snapshot() if trace else None
             types_before, sizes_before = census(), census_sizes()
             rss_before = process.memory_info().rss
+            profiler = cProfile.Profile() if args.profile else None
+            if profiler is not None:
+                profiler.enable()
             connect = await pool.connect(port, args.streams, tokens, "stream_memory")
+            if profiler is not None:
+                profiler.disable()
+                profile_text = io.StringIO()
+                stats = pstats.Stats(profiler, stream=profile_text)
+                stats.sort_stats("tottime").print_stats(args.top)
+                log(profile_text.getvalue())
             if connect["live"] < args.streams:
                 raise RuntimeError(f"only {connect['live']} streams live: {connect['errors']}")
             await asyncio.sleep(args.settle)
@@ -381,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=25, help="rows per table (25)")
     parser.add_argument("--settle", type=float, default=1.0, help="idle seconds before measuring")
     parser.add_argument("--no-trace", action="store_true", help="RSS and objects only")
+    parser.add_argument(
+        "--profile", action="store_true", help="no tracemalloc; cProfile the connects instead"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     started = time.monotonic()
