@@ -106,6 +106,44 @@ def suggested_retry(settings: Settings) -> int:
     return settings.retry_ms + random.randint(0, settings.retry_jitter_ms)
 
 
+class EventStreamResponse(web.StreamResponse):
+    """aiohttp's ``StreamResponse``, except that its headers wait for the first write and
+    leave with it, in one ``send()``: aiohttp sends them on their own at ``prepare()``."""
+
+    _send_headers_immediately = False
+
+
+class OpeningWrites:
+    """Everything a new stream gets before live frames, gathered for one write.
+
+    Headers, ``connection_id``, the online list and the history used to be four ``send()``
+    calls per stream; a system call each, and with thousands of streams connecting at once
+    they were the largest cost of a connect. A long resume is still written in pieces of
+    ``flush_at`` bytes, so it is never all held in memory.
+    """
+
+    __slots__ = ("_pieces", "_size", "_write", "flush_at")
+
+    def __init__(self, write, flush_at: int = 64 * 1024) -> None:
+        self._write = write
+        self._pieces: list[bytes] = []
+        self._size = 0
+        self.flush_at = flush_at
+
+    async def write(self, data: bytes) -> None:
+        self._pieces.append(data)
+        self._size += len(data)
+        if self._size >= self.flush_at:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self._pieces:
+            data = b"".join(self._pieces)
+            self._pieces.clear()
+            self._size = 0
+            await self._write(data)
+
+
 # --8<-- [start:opening]
 def opening_frames(context: ServiceContext, connection: Connection) -> bytes:
     frames = [
@@ -136,7 +174,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     last_event_id = requested_last_event_id(request)
     check_stream_caps(context, user)
 
-    response = web.StreamResponse(headers=STREAM_HEADERS)
+    response = EventStreamResponse(headers=STREAM_HEADERS)
     if request.version >= (1, 1):
         # Chunked on purpose: the connection writes ready-made chunks straight to the socket.
         response.enable_chunked_encoding()
@@ -144,6 +182,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     # prepare() has serialized the headers, and the first write sends them: the dict of them
     # need not live as long as the stream (about 1 KB each).
     response.headers.clear()
+    opening = OpeningWrites(response.write)  # headers and all below leave in one write
     connection = Connection(
         uuid.uuid4().hex,
         user,
@@ -165,27 +204,29 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if context.sessions.is_revoked(session):
         end_streams([connection], SESSION_REVOKED)  # signed out while this stream opened
     try:
-        # prepare() has sent the headers; this first write is retry:, connection_id, heartbeat.
-        await response.write(opening_frames(context, connection))
+        # The headers, then retry:, connection_id, heartbeat.
+        await opening.write(opening_frames(context, connection))
         if first_of_user:
             await context.broker.user_online(user)
         # Who is online, for this stream only; the presence changes after it are held back
         # with the live frames, so the page applies them on top of this list, in order.
         # No local for it: this frame lives as long as the stream, and so would the list.
         snapshot = OnlineData(await context.broker.online_snapshot(user))
-        await response.write(encode_event(to_json(snapshot), event=ONLINE))
+        await opening.write(encode_event(to_json(snapshot), event=ONLINE))
         del snapshot
         may_see = context.parts.private.may_see if context.parts.done("private") else _room_only
         last_replayed = await replay(
             context.store,
             connection,
-            response.write,
+            opening.write,
             may_see,
             last_event_id,
             context.settings.history_on_connect,
             context.settings.replay_max,
             window=getattr(context.broker, "latest_window", None),
         )
+        await opening.flush()
+        del opening
         connection.finish_replay(last_replayed)
         await connection.closed
         transport = request.transport
