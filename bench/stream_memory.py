@@ -2,8 +2,9 @@
 
 my_chat runs in this process, exactly as ``python -m my_chat`` builds it (``create_app``, the
 ``ChatRunner`` with its deadlines, the same garbage-collector settings), with ``tracemalloc``
-on. A load generator in another process (``bench/loadgen.py``, the benchmark's own) signs
-in as a few accounts and opens N streams, each waiting for its ``connection_id``. Taken when
+on. A load generator in another process (``bench/loadgen.py``, the benchmark's own) opens N
+streams, each waiting for its ``connection_id``, with the tokens of 200 accounts in turn after
+50 chat messages, as the benchmark does. Taken when
 they are idle, the snapshot minus the one before, divided by N, is what one stream costs in
 Python allocations, and it is printed three ways:
 
@@ -217,14 +218,24 @@ def census_sizes() -> dict[str, int]:
     return dict(sizes)
 
 
-async def sign_up(base_url: str, accounts: int) -> list[str]:
-    tokens = []
+async def sign_up(base_url: str, accounts: int, history: int) -> list[str]:
+    """Sign up ``accounts`` (8 at a time: scrypt is slow), then post ``history`` messages, so
+    that each stream gets a history on connect, as in the benchmark."""
+    limit = asyncio.Semaphore(8)
     async with aiohttp.ClientSession() as session:
-        for index in range(accounts):
+
+        async def account(index: int) -> str:
             body = {"username": f"mem_{index:03d}", "password": PASSWORD}
-            async with session.post(base_url + "/api/signup", json=body) as response:
+            async with limit, session.post(base_url + "/api/signup", json=body) as response:
                 response.raise_for_status()
-                tokens.append((await response.json())["token"])
+                return (await response.json())["token"]
+
+        tokens = list(await asyncio.gather(*(account(i) for i in range(accounts))))
+        for seq in range(history):
+            headers = {"Authorization": f"Bearer {tokens[seq % len(tokens)]}"}
+            body = {"text": f"history message {seq}"}
+            async with session.post(base_url + "/api/messages", json=body, headers=headers) as r:
+                r.raise_for_status()
     return tokens
 
 
@@ -244,6 +255,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             signup_per_minute=0,
             max_streams=0,
             max_streams_per_user=0,
+            message_burst=1_000_000,
             jwt_secret=secrets.token_urlsafe(32),
             service_key=secrets.token_urlsafe(32),
             log_level="warning",
@@ -262,7 +274,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         pool = WorkerPool(1)
         await pool.start()
         try:
-            tokens = await sign_up(f"http://127.0.0.1:{port}", args.accounts)
+            tokens = await sign_up(f"http://127.0.0.1:{port}", args.accounts, args.history)
             # As python -m my_chat does once it serves.
             gc.collect()
             gc.freeze()
@@ -389,7 +401,10 @@ def print_report(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=2000, help="idle streams to open (2000)")
-    parser.add_argument("--accounts", type=int, default=20, help="accounts they share (20)")
+    parser.add_argument("--accounts", type=int, default=200, help="accounts they share (200)")
+    parser.add_argument(
+        "--history", type=int, default=50, help="messages posted before the streams open (50)"
+    )
     parser.add_argument("--frames", type=int, default=30, help="traceback depth traced (30)")
     parser.add_argument("--top", type=int, default=25, help="rows per table (25)")
     parser.add_argument("--settle", type=float, default=1.0, help="idle seconds before measuring")
