@@ -56,7 +56,10 @@ def requested_last_event_id(request: web.Request) -> int | None:
     # Both are checked, so a bad one is refused even when the other one wins; and each may
     # be given once, or a bad second value would hide behind a good (or empty) first one.
     from_header = _event_id(request.headers.getall("Last-Event-ID", []))
-    from_query = _event_id(request.query.getall("last_event_id", []))
+    # Without a query string, no parsed query: the request keeps it as long as the stream.
+    from_query = _event_id(
+        request.query.getall("last_event_id", []) if request.query_string else []
+    )
     return from_header if from_header is not None else from_query
 
 
@@ -201,6 +204,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     watch_connection = getattr(request.protocol, "on_connection_lost", None)
     if watch_connection is not None:
         watch_connection(connection.close)
+        request.protocol.carries_a_stream()  # no next request: aiohttp's parser can go
     if context.sessions.is_revoked(session):
         end_streams([connection], SESSION_REVOKED)  # signed out while this stream opened
     try:

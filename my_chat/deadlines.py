@@ -116,6 +116,9 @@ class DeadlineRequestHandler(RequestHandler):
         if not data or self._force_close or self._close:
             super().data_received(data)
             return
+        if self._parser is None:  # a stream's connection (see carries_a_stream): no more requests
+            self.close()
+            return
         if self._body is None:  # not inside a body: these bytes begin or continue a head
             self._head_bytes = True
             if self._head_timer is None:
@@ -178,6 +181,16 @@ class DeadlineRequestHandler(RequestHandler):
         One callback per connection: the stream is the only caller, once.
         """
         self._on_lost = callback
+
+    def carries_a_stream(self) -> None:
+        """The request being answered is an SSE stream: this connection takes no other request.
+
+        aiohttp keeps the connection's HTTP parser for the next request (about 760 bytes),
+        which a stream never lets come: it ends only when the connection does. Let it go;
+        a client that sends anything more anyway has the connection closed once the stream
+        ends (as a pipelined head behind a stream always had).
+        """
+        self._parser = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head_timer()

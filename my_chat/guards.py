@@ -75,7 +75,8 @@ def _is_text(value: str) -> bool:
 def guard_request(request: web.Request, allowed_origins: tuple[str, ...]) -> None:
     """Raise the JSON error a request must get before it reaches a handler, if any."""
     credentials = [request.headers.get("Authorization", "")]
-    credentials += [request.cookies.get(SESSION_COOKIE, "")]
+    if "Cookie" in request.headers:  # else no parse: its result would live as long as a stream
+        credentials += [request.cookies.get(SESSION_COOKIE, "")]
     if not all(_is_text(value) for value in credentials):
         raise Unauthorized("invalid_token", "the credentials are not valid UTF-8 text")
     if request.method not in STATE_CHANGING:
