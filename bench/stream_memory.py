@@ -288,6 +288,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             before = tracemalloc.take_snapshot() if trace else None
             types_before, sizes_before = census(), census_sizes()
             rss_before = process.memory_info().rss
+            cpu_before = sum(process.cpu_times()[:2])
             profiler = cProfile.Profile() if args.profile else None
             if profiler is not None:
                 profiler.enable()
@@ -298,6 +299,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 stats = pstats.Stats(profiler, stream=profile_text)
                 stats.sort_stats("tottime").print_stats(args.top)
                 log(profile_text.getvalue())
+            connect_cpu = sum(process.cpu_times()[:2]) - cpu_before
             if connect["live"] < args.streams:
                 raise RuntimeError(f"only {connect['live']} streams live: {connect['errors']}")
             await asyncio.sleep(args.settle)
@@ -312,6 +314,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             result: dict[str, Any] = {
                 "streams": n,
                 "connect_s": connect["seconds"],
+                "connect_cpu_us_per_stream": round(connect_cpu * 1e6 / max(1, connect["live"])),
                 "rss_per_stream": round((rss_after - rss_before) / n),
                 "traced": trace,
             }
@@ -376,7 +379,10 @@ def object_census(
 
 def print_report(result: dict[str, Any]) -> None:
     n = result["streams"]
-    print(f"\n{n:,} idle signed-in streams, connected in {result['connect_s']:.2f} s")
+    print(
+        f"\n{n:,} idle signed-in streams, connected in {result['connect_s']:.2f} s, "
+        f"{result['connect_cpu_us_per_stream']:,} µs of server CPU each"
+    )
     print(f"RSS per stream: {result['rss_per_stream']:,} bytes", end="")
     print(" (tracemalloc on: includes its own overhead)" if result["traced"] else "")
     if "components" in result:
