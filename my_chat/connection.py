@@ -56,10 +56,7 @@ def requested_last_event_id(request: web.Request) -> int | None:
     # Both are checked, so a bad one is refused even when the other one wins; and each may
     # be given once, or a bad second value would hide behind a good (or empty) first one.
     from_header = _event_id(request.headers.getall("Last-Event-ID", []))
-    # Without a query string, no parsed query: the request keeps it as long as the stream.
-    from_query = _event_id(
-        request.query.getall("last_event_id", []) if request.query_string else []
-    )
+    from_query = _event_id(request.query.getall("last_event_id", []))
     return from_header if from_header is not None else from_query
 
 
