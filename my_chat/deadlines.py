@@ -20,21 +20,24 @@ request body and has long finished its head, is never cut.
   ``408 body_timeout`` (a JSON error, through the usual error middleware); the connection
   closes after that answer.
 
-This reads two attributes aiohttp keeps for itself (``_request_count`` and ``_messages``),
-and swaps the second for a smaller queue (:class:`RequestQueue`): aiohttp is pinned
+This reads attributes aiohttp keeps for itself (``_request_count``, ``_messages``, and the
+``_parser`` a stream's connection lets go and gets back, see ``carries_a_stream``), and swaps
+``_messages`` for a smaller queue (:class:`RequestQueue`): aiohttp is pinned
 (``pyproject.toml``), and ``tests/test_timeouts.py`` fails if an upgrade changes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.http import HttpRequestParser
+from aiohttp.web_protocol import MAX_MSG_QUEUE_SIZE, RequestHandler, RequestPayloadError
 
 from my_chat.config import Settings
 from my_chat.errors import ApiError
@@ -116,9 +119,11 @@ class DeadlineRequestHandler(RequestHandler):
         if not data or self._force_close or self._close:
             super().data_received(data)
             return
-        if self._parser is None:  # a stream's connection (see carries_a_stream): no more requests
-            self.close()
-            return
+        if self._parser is None:  # this connection carried a stream (see carries_a_stream)
+            if self._request_in_progress:
+                self.close()  # sent behind a running stream: closed once the stream ends
+                return
+            self._parser = self._manager.parser_for(self)  # it ended: a next request may come
         if self._body is None:  # not inside a body: these bytes begin or continue a head
             self._head_bytes = True
             if self._head_timer is None:
@@ -183,12 +188,13 @@ class DeadlineRequestHandler(RequestHandler):
         self._on_lost = callback
 
     def carries_a_stream(self) -> None:
-        """The request being answered is an SSE stream: this connection takes no other request.
+        """The request being answered is an SSE stream: no other request comes while it runs.
 
-        aiohttp keeps the connection's HTTP parser for the next request (about 760 bytes),
-        which a stream never lets come: it ends only when the connection does. Let it go;
-        a client that sends anything more anyway has the connection closed once the stream
-        ends (as a pipelined head behind a stream always had).
+        aiohttp keeps the connection's HTTP parser for the next request, and with it what it
+        parsed (about 1.3 KB in all), for the whole of a stream's life. Let it go. A client
+        that sends more while the stream runs has the connection closed once the stream
+        ends, as a pipelined head behind a stream always had; after a stream has ended (a
+        revocation, say), the next request on the connection gets a new parser.
         """
         self._parser = None
 
@@ -204,12 +210,33 @@ class DeadlineRequestHandler(RequestHandler):
 # --8<-- [end:handler]
 
 
+# The parser settings of aiohttp's RequestHandler, with its defaults, for parser_for.
+_PARSER_OPTIONS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(RequestHandler.__init__).parameters.items()
+    if name in ("max_line_size", "max_field_size", "max_headers", "auto_decompress")
+}
+
+
 class DeadlineServer(web.Server):
     """aiohttp's low-level server, making a :class:`DeadlineRequestHandler` per connection."""
 
     def __init__(self, *args: Any, deadlines: ClientDeadlines, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.deadlines = deadlines
+        given = {name: value for name, value in self._kwargs.items() if name in _PARSER_OPTIONS}
+        self._parser_options = {**_PARSER_OPTIONS, **given}
+
+    def parser_for(self, handler: RequestHandler) -> HttpRequestParser:
+        """A new HTTP parser for ``handler``, made as aiohttp's ``RequestHandler`` makes it."""
+        return HttpRequestParser(
+            handler,
+            self._loop,
+            handler._read_bufsize,
+            payload_exception=RequestPayloadError,
+            max_msg_queue_size=MAX_MSG_QUEUE_SIZE,
+            **self._parser_options,
+        )
 
     def __call__(self) -> RequestHandler:
         return DeadlineRequestHandler(
