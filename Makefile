@@ -8,7 +8,7 @@ DEST ?= student-release
 HAS_SOLUTIONS := $(wildcard solutions/__init__.py)
 
 PHONY_EXTRA := test-browser test-redis test-nginx measure-redis-hop grpc-stubs config-example \
-               api-transcripts notebooks-zh explore
+               api-transcripts notebooks-zh explore bench-memory
 .PHONY: $(PHONY_EXTRA) help setup chat chat-exercises test lint format lab docs docs-build bench \
         bench-quick check watch next hint task run-step student-release student-release-check clean
 
@@ -124,6 +124,10 @@ notebooks-zh: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick $(ARGS)
+
+# Where an idle stream's memory goes, by component, line and object type (bench/stream_memory.py).
+bench-memory: $(STAMP)
+	$(PY) -m bench.stream_memory $(ARGS)
 
 # Everything, in the order that fails fastest. In a student release (no solutions/), only
 # what does not need the solutions: the server's own code, the wire format and the tooling.

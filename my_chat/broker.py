@@ -194,8 +194,7 @@ class LocalBroker:
                 # message that cannot be stored fails, and only its own sender hears of it.
                 logger.warning("a group of %d messages failed; storing them one by one", len(group))
             else:
-                for (_, future), message in zip(group, messages, strict=True):
-                    self._deliver_and_answer(message, future)
+                self._deliver_group(messages, [future for _, future in group])
                 return
         for row, future in group:
             try:
@@ -205,6 +204,46 @@ class LocalBroker:
                     future.set_exception(error)
                 continue
             self._deliver_and_answer(message, future)
+
+    def _deliver_group(self, messages: list[Message], futures: list[asyncio.Future]) -> None:
+        """Deliver a group stored in one transaction: each run of room messages as one frame.
+
+        One write per stream per run instead of one per message: with ten listeners and a
+        group of twenty, 10 system calls instead of 200, which were most of what an accepted
+        message cost. The frame carries the run's last id: a replay that overlaps the run read
+        the whole of it (the group was committed at once, so a read sees all of it or none),
+        so a stream skips the frame exactly when it has every message in it already.
+        """
+        run: list[tuple[Message, asyncio.Future]] = []
+        for message, future in zip(messages, futures, strict=True):
+            if message.to is None:
+                run.append((message, future))
+                continue
+            self._deliver_run(run)
+            run = []
+            self._deliver_and_answer(message, future)  # a private message: its own audience
+        self._deliver_run(run)
+
+    def _deliver_run(self, run: list[tuple[Message, asyncio.Future]]) -> None:
+        if len(run) <= 1:
+            for message, future in run:
+                self._deliver_and_answer(message, future)
+            return
+        self.messages_accepted += len(run)
+        try:
+            if self.latest_window is not None:
+                for message, _ in run:
+                    self.latest_window.delivered(message)
+            payload = b"".join(message_frame(message).payload for message, _ in run)
+            self.manager.broadcast(Frame(payload, message_id=run[-1][0].id))
+        except Exception as error:  # stored but not delivered: the senders hear it (a 500)
+            for _, future in run:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for message, future in run:
+            if not future.done():
+                future.set_result(message)
 
     def _deliver_and_answer(self, message: Message, future: asyncio.Future[Message]) -> None:
         self.messages_accepted += 1

@@ -33,9 +33,12 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from my_chat.events import Frame, as_frame
+from my_chat.events import Frame, as_frame, joined_frame
 
 logger = logging.getLogger("my_chat")
+
+# The most of its own frames a stream handler gathers before writing them (see write_in_turn).
+GATHER_BYTES = 64 * 1024
 
 
 class Client:
@@ -47,6 +50,7 @@ class Client:
     __slots__ = (
         "_buffer_limit",
         "_chunked",
+        "_gathered",
         "_pending",
         "_replayed_through",
         "_transport",
@@ -77,6 +81,9 @@ class Client:
         # While history is replayed, live frames wait here, so that nothing arrives twice
         # or out of order; see ``start_replay``.
         self._pending: list[Frame] | None = None
+        # Meanwhile the handler's own frames (opening, online list, history) are gathered
+        # here and leave in one write: one system call per connect instead of one per frame.
+        self._gathered: list[Frame] | None = None
         # The last message id the replay wrote. A live message that comes after the replay
         # with an id at or below it was written by the replay already: the replay read it from
         # the store before its publisher got round to delivering it (the publisher awaits the
@@ -122,8 +129,17 @@ class Client:
         """Write one of the handler's own frames (opening, replay), then wait while the socket's
         buffer is full (``drain``); raise ``ConnectionResetError`` if the socket is gone.
 
+        During the replay they are gathered and written together, at ``finish_replay`` or
+        once ``GATHER_BYTES`` are waiting (a long resume is never held whole in memory).
         Live frames never wait: they are held back until these are written.
         """
+        gathered = self._gathered
+        if gathered is not None:
+            gathered.append(frame)
+            if sum(len(f.payload) for f in gathered) < GATHER_BYTES:
+                return
+            self._gathered = []
+            frame = joined_frame(gathered)
         if not self.write(frame):
             raise ConnectionResetError(f"the stream of client {self.id} is gone")
         await drain()
@@ -131,11 +147,16 @@ class Client:
     def start_replay(self) -> None:
         """Hold live frames back until the history before them has been written."""
         self._pending = []
+        self._gathered = []
 
     def finish_replay(self, last_replayed_id: int) -> None:
-        """Write the frames held back during the replay, minus messages the replay already sent."""
+        """Write the handler's gathered frames, then the frames held back during the replay,
+        minus messages the replay already sent."""
         pending, self._pending = self._pending or [], None
+        gathered, self._gathered = self._gathered, None
         self._replayed_through = last_replayed_id
+        if gathered and not self.write(joined_frame(gathered)):
+            return
         for frame in pending:
             if frame.message_id is not None and frame.message_id <= last_replayed_id:
                 continue

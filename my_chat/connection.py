@@ -13,11 +13,9 @@ Two things differ from the guide, on purpose:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import random
-import time
 import uuid
 
 from aiohttp import web
@@ -36,7 +34,7 @@ from my_chat.events import (
     online_frame,
 )
 from my_chat.history import replay
-from my_chat.sessions import SESSION_EXPIRED, SESSION_REVOKED, Session, end_streams
+from my_chat.sessions import SESSION_REVOKED, end_streams
 from my_chat.store import MAX_MESSAGE_ID
 
 logger = logging.getLogger("my_chat")
@@ -137,6 +135,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
     # prepare() sends the status line and the headers. Every frame after them, the handler's
     # own included, is written by the connection (Client.write), never by the response.
     writer = await response.prepare(request)
+    # The headers are sent: the dict of them need not live as long as the stream (about 1 KB).
+    response.headers.clear()
     connection = Client(
         uuid.uuid4().hex,
         user,
@@ -148,25 +148,28 @@ async def stream(request: web.Request) -> web.StreamResponse:
     connection.start_replay()
     first_of_user = context.manager.register(connection)
     logger.info("connect client=%s user=%s", connection.id, user)
-    expiry = close_when_expired(connection, session)
+    context.sessions.expiries.watch(connection, session.expires)
     # The handler is cancelled when the client goes away, but that cancellation can be lost
     # (rarely: seen with clients that close right after connecting, in Redis mode), and the
     # stream would then stay registered for good. The protocol tells us directly as well.
     watch_connection = getattr(request.protocol, "on_connection_lost", None)
     if watch_connection is not None:
         watch_connection(connection.close)
+        request.protocol.carries_a_stream()  # no next request: aiohttp's parser can go
     if context.sessions.is_revoked(session):
         end_streams([connection], SESSION_REVOKED)  # signed out while this stream opened
     try:
-        # The handler's own frames go first, each written in turn (waiting while the socket's
-        # buffer is full); live frames wait behind them until finish_replay.
+        # The handler's own frames go first, gathered into one write (see
+        # Client.write_in_turn); live frames wait behind them until finish_replay.
         await connection.write_in_turn(opening_frames(context, connection), writer.drain)
         if first_of_user:
             await context.presence.user_online(user)
         # Who is online, for this stream only; the presence changes after it are held back
         # with the live frames, so the page applies them on top of this list, in order.
-        online = online_frame(await context.presence.online_snapshot(user))
-        await connection.write_in_turn(online, writer.drain)
+        # No local for it: the handler's frame lives as long as the stream, and so would the list.
+        await connection.write_in_turn(
+            online_frame(await context.presence.online_snapshot(user)), writer.drain
+        )
         last_replayed = await replay(
             context.store,
             connection,
@@ -193,8 +196,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.abort()
     finally:
-        expiry.cancel()
         last_of_user = context.manager.unregister(connection)
+        context.sessions.expiries.forget(connection)
         logger.info(
             "disconnect client=%s user=%s%s",
             connection.id,
@@ -210,20 +213,3 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 
 # --8<-- [end:stream]
-
-
-# --8<-- [start:expiry]
-def close_when_expired(connection: Client, session: Session) -> asyncio.TimerHandle:
-    """End the stream with ``session_expired`` when its token expires.
-
-    One timer per stream rather than a periodic sweep over all of them: the timer costs one
-    push onto the event loop's heap when the stream opens and one cancel when it closes,
-    and fires only for the rare stream that outlives its token (the ttl is a day), exactly
-    on time. A sweep would visit every open stream on every round, and close late by up to
-    its period.
-    """
-    delay = max(0.0, session.expires - time.time())
-    return asyncio.get_running_loop().call_later(delay, end_streams, [connection], SESSION_EXPIRED)
-
-
-# --8<-- [end:expiry]

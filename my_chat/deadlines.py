@@ -20,21 +20,24 @@ request body and has long finished its head, is never cut.
   ``408 body_timeout`` (a JSON error, through the usual error middleware); the connection
   closes after that answer.
 
-This reads two attributes aiohttp keeps for itself (``_request_count`` and ``_messages``):
-aiohttp is pinned (``pyproject.toml``), and ``tests/test_timeouts.py`` fails if an upgrade
-changes them.
+This reads attributes aiohttp keeps for itself (``_request_count``, ``_messages``, and the
+``_parser`` a stream's connection lets go and gets back, see ``carries_a_stream``), and swaps
+``_messages`` for a smaller queue (:class:`RequestQueue`): aiohttp is pinned
+(``pyproject.toml``), and ``tests/test_timeouts.py`` fails if an upgrade changes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.http import HttpRequestParser
+from aiohttp.web_protocol import MAX_MSG_QUEUE_SIZE, RequestHandler, RequestPayloadError
 
 from my_chat.config import Settings
 from my_chat.errors import ApiError
@@ -77,6 +80,21 @@ def _head_timeout_response(seconds: float) -> bytes:
     )
 
 
+class RequestQueue(list):
+    """The requests parsed but not yet answered on one connection, oldest first.
+
+    aiohttp keeps them in a ``deque``, which allocates a block of 64 slots (760 bytes) up
+    front, for every connection, SSE streams included. Pipelining is rare and its queue
+    short (aiohttp pauses reading at a few requests), so a list, whose ``pop(0)`` moves one
+    or two items, does the same job in about 60 bytes.
+    """
+
+    __slots__ = ()
+
+    def popleft(self) -> Any:
+        return self.pop(0)
+
+
 # --8<-- [start:handler]
 class DeadlineRequestHandler(RequestHandler):
     """aiohttp's connection protocol, with deadlines for the request head and body."""
@@ -90,7 +108,8 @@ class DeadlineRequestHandler(RequestHandler):
         self._head_bytes = False  # has part of the head arrived?
         self._body_timer: asyncio.TimerHandle | None = None
         self._body: Any = None  # the payload of the request whose body is being read
-        self._on_lost: list[Callable[[], None]] = []
+        self._on_lost: Callable[[], None] | None = None
+        self._messages = RequestQueue()  # type: ignore[assignment]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -100,6 +119,11 @@ class DeadlineRequestHandler(RequestHandler):
         if not data or self._force_close or self._close:
             super().data_received(data)
             return
+        if self._parser is None:  # this connection carried a stream (see carries_a_stream)
+            if self._request_in_progress:
+                self.close()  # sent behind a running stream: closed once the stream ends
+                return
+            self._parser = self._manager.parser_for(self)  # it ended: a next request may come
         if self._body is None:  # not inside a body: these bytes begin or continue a head
             self._head_bytes = True
             if self._head_timer is None:
@@ -157,19 +181,41 @@ class DeadlineRequestHandler(RequestHandler):
             self.force_close()  # answered already; aiohttp was only draining the rest
 
     def on_connection_lost(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` when the client's connection is gone (see my_chat/connection.py)."""
-        self._on_lost.append(callback)
+        """Call ``callback`` when the client's connection is gone (see my_chat/connection.py).
+
+        One callback per connection: the stream is the only caller, once.
+        """
+        self._on_lost = callback
+
+    def carries_a_stream(self) -> None:
+        """The request being answered is an SSE stream: no other request comes while it runs.
+
+        aiohttp keeps the connection's HTTP parser for the next request, and with it what it
+        parsed (about 1.3 KB in all), for the whole of a stream's life. Let it go. A client
+        that sends more while the stream runs has the connection closed once the stream
+        ends, as a pipelined head behind a stream always had; after a stream has ended (a
+        revocation, say), the next request on the connection gets a new parser.
+        """
+        self._parser = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._stop_head_timer()
         self._body_done()
-        callbacks, self._on_lost = self._on_lost, []
-        for callback in callbacks:
+        callback, self._on_lost = self._on_lost, None
+        if callback is not None:
             callback()
         super().connection_lost(exc)
 
 
 # --8<-- [end:handler]
+
+
+# The parser settings of aiohttp's RequestHandler, with its defaults, for parser_for.
+_PARSER_OPTIONS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(RequestHandler.__init__).parameters.items()
+    if name in ("max_line_size", "max_field_size", "max_headers", "auto_decompress")
+}
 
 
 class DeadlineServer(web.Server):
@@ -178,6 +224,19 @@ class DeadlineServer(web.Server):
     def __init__(self, *args: Any, deadlines: ClientDeadlines, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.deadlines = deadlines
+        given = {name: value for name, value in self._kwargs.items() if name in _PARSER_OPTIONS}
+        self._parser_options = {**_PARSER_OPTIONS, **given}
+
+    def parser_for(self, handler: RequestHandler) -> HttpRequestParser:
+        """A new HTTP parser for ``handler``, made as aiohttp's ``RequestHandler`` makes it."""
+        return HttpRequestParser(
+            handler,
+            self._loop,
+            handler._read_bufsize,
+            payload_exception=RequestPayloadError,
+            max_msg_queue_size=MAX_MSG_QUEUE_SIZE,
+            **self._parser_options,
+        )
 
     def __call__(self) -> RequestHandler:
         return DeadlineRequestHandler(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, Final
 
 from my_chat.sse import encode_event
@@ -47,10 +47,25 @@ HEARTBEAT_KINDS: Final = (HEARTBEAT_INITIAL, HEARTBEAT_PERIODIC, HEARTBEAT_HEALT
 
 
 def to_json(payload: Any) -> str:
-    """Compact JSON on one line; non-ASCII kept as is (the stream is UTF-8)."""
-    if hasattr(payload, "__dataclass_fields__"):
-        payload = asdict(payload)
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON on one line; non-ASCII kept as is (the stream is UTF-8).
+
+    A dataclass becomes the object of its fields, as ``dataclasses.asdict`` would make it,
+    but without its deep copy of every value: the encoder asks for each dataclass's fields
+    when it meets one (several times cheaper, and a stream's connect makes three of these).
+    """
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=_fields_of)
+
+
+def _fields_of(value: Any) -> dict[str, Any]:
+    names = _field_names(type(value))
+    if names is None:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+    return {name: getattr(value, name) for name in names}
+
+
+@functools.cache
+def _field_names(kind: type) -> tuple[str, ...] | None:
+    return tuple(f.name for f in fields(kind)) if is_dataclass(kind) else None
 
 
 # --8<-- [start:heartbeat-data]

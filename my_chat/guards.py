@@ -75,7 +75,8 @@ def _is_text(value: str) -> bool:
 def guard_request(request: web.Request, allowed_origins: tuple[str, ...]) -> None:
     """Raise the JSON error a request must get before it reaches a handler, if any."""
     credentials = [request.headers.get("Authorization", "")]
-    credentials += [request.cookies.get(SESSION_COOKIE, "")]
+    if "Cookie" in request.headers:  # else no parse: its result would live as long as a stream
+        credentials += [request.cookies.get(SESSION_COOKIE, "")]
     if not all(_is_text(value) for value in credentials):
         raise Unauthorized("invalid_token", "the credentials are not valid UTF-8 text")
     if request.method not in STATE_CHANGING:
@@ -97,12 +98,15 @@ def guard_request(request: web.Request, allowed_origins: tuple[str, ...]) -> Non
 def request_guards(allowed_origins: tuple[str, ...] = ()):
     """The middleware running :func:`guard_request` on every request."""
 
+    # A plain function that hands back the handler's awaitable, not a coroutine awaiting it:
+    # a coroutine here would stay suspended, a frame of a few hundred bytes, for as long as
+    # each SSE stream is open.
     @web.middleware
-    async def guards(
+    def guards(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    ) -> Awaitable[web.StreamResponse]:
         guard_request(request, allowed_origins)
-        return await handler(request)
+        return handler(request)
 
     return guards
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -252,11 +252,19 @@ class ReplayCountingWindow:
 
 
 @web.middleware
-async def count_requests(request: web.Request, handler) -> web.StreamResponse:
-    """Count messages and pushes, accepted or refused (by error code), and time messages."""
+def count_requests(request: web.Request, handler) -> Awaitable[web.StreamResponse]:
+    """Count messages and pushes, accepted or refused (by error code), and time messages.
+
+    Every other request gets the handler's own awaitable: no frame of this middleware stays
+    suspended beside each open SSE stream.
+    """
     kind = COUNTED_REQUESTS.get((request.method, request.path))
     if kind is None:
-        return await handler(request)
+        return handler(request)
+    return _counted(request, handler, kind)
+
+
+async def _counted(request: web.Request, handler, kind: str) -> web.StreamResponse:
     metrics = request.app[METRICS]
     started = time.perf_counter()
     try:

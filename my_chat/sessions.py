@@ -30,8 +30,12 @@ in memory (and forgets on restart), and says so on start-up and in the page.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import heapq
+import itertools
 import logging
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -96,7 +100,80 @@ def end_streams(connections: list[Client], code: str) -> int:
     return len(connections)
 
 
+# --8<-- [start:expiry]
+class ExpiryWatch:
+    """Ends each stream with ``session_expired`` when its token expires: one timer for all.
+
+    A heap of (expiry, order, stream) and one event-loop timer, set for the earliest
+    expiry. Opening a stream is a push onto the heap and closing it a note in ``_forgotten``:
+    no timer per stream, which would cost an asyncio ``TimerHandle``, its arguments and a
+    copy of the context (about 300 bytes) for every open stream, and would keep asyncio from
+    clearing the cancelled timers of request heads out of its own heap. The timer fires only
+    for the rare stream that outlives its token (the ttl is a day), on time; a periodic sweep
+    would visit every open stream on every round, and close late by up to its period.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Connection]] = []
+        self._order = itertools.count()  # ties never compare two streams
+        # Streams closed before their expiry, still in the heap (by id: the heap holds them,
+        # so no other object can have the same id meanwhile). Removed in bulk, see forget.
+        self._forgotten: set[int] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    def watch(self, connection: Connection, expires: float) -> None:
+        """End ``connection`` at ``expires`` (seconds since the epoch) unless it closed."""
+        heapq.heappush(self._heap, (expires, next(self._order), connection))
+        if expires < self._timer_at:
+            self._set_timer(expires)
+
+    def forget(self, connection: Connection) -> None:
+        """The stream closed: it is no longer to be ended."""
+        self._forgotten.add(id(connection))
+        if len(self._forgotten) > 64 and 2 * len(self._forgotten) > len(self._heap):
+            forgotten, self._forgotten = self._forgotten, set()
+            self._heap = [entry for entry in self._heap if id(entry[2]) not in forgotten]
+            heapq.heapify(self._heap)
+
+    def __len__(self) -> int:
+        """How many open streams are watched."""
+        return len(self._heap) - len(self._forgotten)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = None, math.inf
+
+    def _set_timer(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = max(0.0, when - time.time())
+        self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
+        self._timer_at = when
+
+    def _expire(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        now = time.time()
+        due = []
+        while self._heap and self._heap[0][0] <= now:
+            _, _, connection = heapq.heappop(self._heap)
+            if id(connection) in self._forgotten:
+                self._forgotten.discard(id(connection))
+            else:
+                due.append(connection)
+        if self._heap:
+            self._set_timer(self._heap[0][0])
+        end_streams(due, SESSION_EXPIRED)
+
+
+# --8<-- [end:expiry]
+
+
 class Sessions(Protocol):
+    # Every open stream, to be ended when its token expires.
+    expiries: ExpiryWatch
+
     def issue(self, username: str) -> str: ...
 
     def verify(self, token: str) -> Session: ...
@@ -201,6 +278,7 @@ class JwtSessions:
         self._ttl = ttl
         self.store = store
         self.revocations = Revocations(manager)
+        self.expiries = ExpiryWatch()
         # token -> its session, for tokens whose signature was checked already.
         self._verified: OrderedDict[str, Session] = OrderedDict()
 
@@ -208,6 +286,7 @@ class JwtSessions:
         self.revocations.load(*await self.store.load(time.time()))
 
     async def close(self) -> None:
+        self.expiries.close()
         await self.store.close()
 
     def issue(self, username: str) -> str:
@@ -329,12 +408,13 @@ class MemorySessions:
         self._ttl = ttl
         self._sessions: dict[str, Session] = {}
         self.revocations = Revocations(manager)
+        self.expiries = ExpiryWatch()
 
     async def start(self) -> None:
         return None
 
     async def close(self) -> None:
-        return None
+        self.expiries.close()
 
     def issue(self, username: str) -> str:
         token = "session-" + secrets.token_urlsafe(24)

@@ -168,3 +168,33 @@ async def test_a_store_without_append_many_is_used_one_message_at_a_time(server)
     assert message_ids(stream) == ids
     assert broker._store_groups is False  # it noticed, and stopped asking
     stream.close()
+
+
+async def test_a_group_goes_out_in_runs_and_a_private_message_only_to_its_audience(server):
+    """A group of room messages with a private one in the middle: the room messages before
+    and after it go to every stream as one frame each, the private one only to its two users;
+    each stream sees what it may, once, in id order."""
+    alice = await server.user("alice")
+    bob = await server.user("bob")
+    carol = await server.user("carol")
+    senders = [await server.user(f"sender{n}") for n in range(7)]
+    streams = {name: await user.open_stream() for name, user in [("bob", bob), ("carol", carol)]}
+    texts = ["r1", "r2", "r3", "to bob", "r4", "r5", "r6"]
+
+    async def post(n: int):
+        if n < 0:
+            return await alice.request("POST", "/api/messages", json={"text": "opener"})
+        body = {"text": texts[n], **({"to": "bob"} if texts[n] == "to bob" else {})}
+        return await senders[n].request("POST", "/api/messages", json=body)
+
+    opened, *replies = await queue_behind_a_held_lock(server, post, len(texts))
+    assert all(status == 201 for status, _ in replies), replies
+    every = sorted([opened[1]["id"], *(body["id"] for _, body in replies)])
+    private = next(body["id"] for _, body in replies if body["text"] == "to bob")
+    expected = {"bob": every, "carol": [i for i in every if i != private]}
+    for name, stream in streams.items():
+        await wait_for(
+            _async(lambda s=stream, n=name: len(message_ids(s)) >= len(expected[n])), name
+        )
+        assert message_ids(stream) == expected[name], name
+        stream.close()

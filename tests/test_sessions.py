@@ -15,6 +15,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from my_chat.sessions import ExpiryWatch
 from tests.chat_client import PASSWORD, ChatClient, Stream, client_session
 from tests.conftest import fast_settings
 from tests.redis_server import RedisServer, redis_server_path
@@ -133,6 +134,43 @@ async def test_a_stream_ends_when_its_token_expires(make_server):
         await assert_ended(stream, "session_expired")
         status, body = await status_of(alice)
         assert (status, body["error"]) == (401, "invalid_token")
+
+
+class RecordingConnection:
+    """Stands in for a stream: records the frames it was sent and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.closed = False
+
+    def send(self, frame: bytes) -> bool:
+        self.frames.append(frame)
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_the_expiry_watch_ends_only_the_open_streams_whose_token_expired():
+    """One heap for every stream: a closed stream is forgotten (and cleared out in bulk), an
+    open one ends with session_expired at its expiry, a later one is left alone."""
+    watch = ExpiryWatch()
+    now = time.time()
+    soon = [RecordingConnection() for _ in range(150)]
+    later = [RecordingConnection() for _ in range(150)]
+    for connection in soon:
+        watch.watch(connection, now + 0.3)
+    for connection in later:
+        watch.watch(connection, now + 3600)
+    for connection in soon[:100] + later[:60]:  # closed before their expiry
+        watch.forget(connection)
+    assert len(watch) == 140
+    assert len(watch._heap) < 300  # the forgotten ones were cleared out once they were many
+    await asyncio.sleep(0.6)
+    assert all(c.closed and b"session_expired" in c.frames[0] for c in soon[100:])
+    assert not any(c.frames or c.closed for c in soon[:100] + later)
+    assert len(watch) == 90
+    watch.close()
 
 
 async def test_revocations_survive_a_restart(make_server):

@@ -117,6 +117,44 @@ async def test_a_stream_outlives_every_deadline(slow_server):
     stream.close()
 
 
+async def test_a_request_sent_behind_a_stream_is_never_answered(slow_server):
+    """A stream's connection takes no other request: aiohttp's parser for one is let go, and
+    what the client sends anyway closes the connection once the stream ends."""
+    alice = await slow_server.user("alice")
+    reader, writer = await connect(slow_server.url)
+    head = f"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {alice.token}\r\n"
+    writer.write(head.encode() + b"\r\n")
+    async with asyncio.timeout(GIVE_UP):
+        opening = await reader.readuntil(b"event: connection_id")
+    assert opening.startswith(b"HTTP/1.1 200")
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # behind the stream
+    await asyncio.sleep(0.2)
+    status, _ = await alice.request("POST", "/api/logout")  # ends the stream
+    assert status == 204
+    rest = await until_closed(reader)
+    assert b"session_revoked" in rest and b"HTTP/1.1" not in rest
+    writer.close()
+    await assert_still_serving(slow_server)
+
+
+async def test_after_a_stream_ends_its_connection_serves_the_next_request(slow_server):
+    """A stream's connection lets aiohttp's parser go while the stream runs; once the stream
+    has ended (here, signed out), the same connection takes a request again."""
+    alice = await slow_server.user("alice")
+    reader, writer = await connect(slow_server.url)
+    head = f"GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {alice.token}\r\n"
+    writer.write(head.encode() + b"\r\n")
+    async with asyncio.timeout(GIVE_UP):
+        await reader.readuntil(b"event: connection_id")
+        status, _ = await alice.request("POST", "/api/logout")
+        assert status == 204
+        await reader.readuntil(b"\r\n0\r\n\r\n")  # the stream's last chunk: it has ended
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = await reader.readuntil(b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
+    writer.close()
+
+
 def test_the_deadlines_are_settings_and_flags():
     defaults = parse_args([])
     assert (
