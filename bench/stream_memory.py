@@ -10,7 +10,7 @@ Python allocations, and it is printed three ways:
 
 * by **component**: each allocation is charged to the first frame of its traceback that
   belongs to a known part (aiohttp's parser, its request, the handler task, my_chat's
-  ``Connection``, ...), see ``COMPONENTS``;
+  ``Client``, ...), see ``COMPONENTS``;
 * by the **line** that allocated it (file, function and line);
 * by **object type**: the objects the garbage collector tracks, counted before and after
   (``gc.get_objects``), with their shallow sizes: one ``Task`` per stream, two, or none?
@@ -55,7 +55,7 @@ from bench.processes import WorkerPool, free_port, raise_open_file_limit
 # frame of an allocation's traceback, from the innermost out, that matches names its part.
 # The order matters: more specific rules first.
 COMPONENTS: list[tuple[str, str, tuple[str, ...] | None, str | None]] = [
-    ("my_chat: Connection object", "my_chat/client_manager.py", ("__init__",), None),
+    ("my_chat: Client object", "my_chat/client_manager.py", ("__init__",), None),
     ("my_chat: session expiry timer", "my_chat/connection.py", ("close_when_expired",), None),
     ("my_chat: session expiry timer", "my_chat/sessions.py", None, None),
     ("my_chat: registration (manager dicts)", "my_chat/client_manager.py", ("register",), None),

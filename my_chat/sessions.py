@@ -114,7 +114,7 @@ class ExpiryWatch:
     """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Connection]] = []
+        self._heap: list[tuple[float, int, Client]] = []
         self._order = itertools.count()  # ties never compare two streams
         # Streams closed before their expiry, still in the heap (by id: the heap holds them,
         # so no other object can have the same id meanwhile). Removed in bulk, see forget.
@@ -122,13 +122,13 @@ class ExpiryWatch:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
 
-    def watch(self, connection: Connection, expires: float) -> None:
+    def watch(self, connection: Client, expires: float) -> None:
         """End ``connection`` at ``expires`` (seconds since the epoch) unless it closed."""
         heapq.heappush(self._heap, (expires, next(self._order), connection))
         if expires < self._timer_at:
             self._set_timer(expires)
 
-    def forget(self, connection: Connection) -> None:
+    def forget(self, connection: Client) -> None:
         """The stream closed: it is no longer to be ended."""
         self._forgotten.add(id(connection))
         if len(self._forgotten) > 64 and 2 * len(self._forgotten) > len(self._heap):
