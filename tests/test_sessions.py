@@ -15,6 +15,7 @@ from pathlib import Path
 import jwt
 import pytest
 
+from my_chat.events import Frame
 from my_chat.sessions import ExpiryWatch
 from tests.chat_client import PASSWORD, ChatClient, Stream, client_session
 from tests.conftest import fast_settings
@@ -143,8 +144,8 @@ class RecordingConnection:
         self.frames: list[bytes] = []
         self.closed = False
 
-    def send(self, frame: bytes) -> bool:
-        self.frames.append(frame)
+    def send(self, frame: Frame) -> bool:
+        self.frames.append(frame.payload)
         return True
 
     def close(self) -> None:
