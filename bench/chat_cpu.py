@@ -27,7 +27,7 @@ import aiohttp
 import psutil
 
 from bench.common import PASSWORD, PROJECT_ROOT
-from bench.processes import free_port
+from my_chat.serve import free_port
 
 
 async def run(args: argparse.Namespace) -> list[dict[str, object]]:

@@ -49,7 +49,8 @@ import aiohttp
 import psutil
 
 from bench.common import PASSWORD, log
-from bench.processes import WorkerPool, free_port, raise_open_file_limit
+from bench.processes import WorkerPool, raise_open_file_limit
+from my_chat.serve import free_port
 
 # (component, path fragment, function names, text on the line; None matches any): the first
 # frame of an allocation's traceback, from the innermost out, that matches names its part.
