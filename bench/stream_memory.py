@@ -57,13 +57,13 @@ from my_chat.serve import free_port
 # The order matters: more specific rules first.
 COMPONENTS: list[tuple[str, str, tuple[str, ...] | None, str | None]] = [
     ("my_chat: Client object", "my_chat/client_manager.py", ("__init__",), None),
-    ("my_chat: session expiry timer", "my_chat/connection.py", ("close_when_expired",), None),
+    ("my_chat: session expiry timer", "my_chat/sessions.py", ("ExpiryWatch.watch",), None),
     ("my_chat: session expiry timer", "my_chat/sessions.py", None, None),
     ("my_chat: registration (manager dicts)", "my_chat/client_manager.py", ("register",), None),
     (
         "my_chat: online list kept by the handler",
-        "my_chat/broker.py",
-        ("LocalBroker.online_snapshot",),
+        "my_chat/presence.py",
+        ("LocalPresence.online_snapshot",),
         None,
     ),
     (
