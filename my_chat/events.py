@@ -212,8 +212,19 @@ def presence_frame(changes: Iterable[tuple[str, bool]]) -> Frame:
     )
 
 
+# The last online list framed, and its frame: in a connect storm every new stream of a user
+# already online gets the same list, so it is encoded once, not once per stream.
+_last_online: tuple[list[str], Frame] | None = None
+
+
 def online_frame(users: list[str]) -> Frame:
-    return Frame(encode_event(to_json(OnlineData(users)), event=ONLINE))
+    global _last_online
+    last = _last_online
+    if last is not None and last[0] == users:
+        return last[1]
+    frame = Frame(encode_event(to_json(OnlineData(users)), event=ONLINE))
+    _last_online = (list(users), frame)
+    return frame
 
 
 def connection_id_frame(client_id: str, retry_ms: int) -> Frame:

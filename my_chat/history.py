@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from my_chat.client_manager import Client
 from my_chat.events import Frame, Message, messages_frame, recovered_frame
@@ -21,6 +22,14 @@ async def no_wait() -> None:
 
 
 # --8<-- [start:replay]
+class Block(NamedTuple):
+    """A history ready to write: its frame, the last id in it, and how many messages."""
+
+    frame: Frame
+    last_id: int
+    messages: int
+
+
 class LatestWindow:
     """The history a fresh stream gets, as one ready-made frame, for every viewer with no
     private message in it: the latest ``count`` room messages, joined (and chunked) once.
@@ -33,41 +42,81 @@ class LatestWindow:
     too. Retention deleting messages empties the window (``reset``); in Redis mode only this
     process's sweep does, so a window older than the retention age another process just
     enforced may still be served once more, until the next message replaces it.
+
+    Until the window is trusted (after a restart, or in a quiet room), the store's answer
+    for one viewer is kept (``remember``) and served to that viewer's next streams, until
+    the next message: a restart with 10,000 streams of 200 users then asks the store 200
+    times, not 10,000. Viewers whose answers hold the same room messages share one frame.
     """
+
+    # At most this many viewers' answers are kept; past it they are all dropped at once.
+    MAX_VIEWERS = 10_000
 
     def __init__(self, count: int) -> None:
         self.count = count
         self._room: deque[Message] = deque(maxlen=max(count, 0))
         self._newest_private: dict[str, int] = {}  # user -> id of their newest private message
         self._first_seen: int | None = None  # every message from this id on was delivered here
-        self._block: Frame | None = None
+        self._block: Block | None = None
+        # Changes with every message delivered: a store answer read across a change may
+        # miss that message, so it is not kept.
+        self.generation = 0
+        self._by_viewer: dict[str, Block] = {}  # viewer -> the store's answer
+        self._shared: dict[tuple[int, int, int], Frame] = {}  # room-only answers, by ids
 
     def delivered(self, message: Message) -> None:
+        self.generation += 1
         if self._first_seen is None:
             self._first_seen = message.id
         if message.to is None:
             self._room.append(message)
             self._block = None
+            self._forget_answers()
         else:
             self._newest_private[message.sender] = message.id
             self._newest_private[message.to] = message.id
+            self._by_viewer.pop(message.sender, None)
+            self._by_viewer.pop(message.to, None)
 
     def reset(self) -> None:
+        self.generation += 1
         self._room.clear()
         self._newest_private.clear()
         self._first_seen = None
         self._block = None
+        self._forget_answers()
 
-    def block_for(self, viewer: str) -> tuple[Frame, int] | None:
-        """The frame and the last id of ``viewer``'s history, or None: ask the store."""
+    def _forget_answers(self) -> None:
+        if self._by_viewer:
+            self._by_viewer.clear()
+            self._shared.clear()
+
+    def remember(self, viewer: str, generation: int, batch: list[Message], frame: Frame) -> None:
+        """Keep the store's answer ``batch`` (as ``frame``) for ``viewer``'s next streams, if
+        no message was delivered since ``generation`` was read (before the store was asked)."""
+        if generation != self.generation or not batch:
+            return
+        if len(self._by_viewer) >= self.MAX_VIEWERS:
+            self._forget_answers()
+        if all(m.to is None for m in batch):
+            key = (batch[0].id, batch[-1].id, len(batch))
+            frame = self._shared.setdefault(key, frame)
+        self._by_viewer[viewer] = Block(frame, batch[-1].id, len(batch))
+
+    def block_for(self, viewer: str) -> Block | None:
+        """``viewer``'s history, ready to write, or None: ask the store."""
         room = self._room
-        if self.count <= 0 or len(room) < self.count or self._first_seen is None:
-            return None
-        if room[0].id < self._first_seen or self._newest_private.get(viewer, 0) >= room[0].id:
-            return None
+        if (
+            self.count <= 0
+            or len(room) < self.count
+            or self._first_seen is None
+            or room[0].id < self._first_seen
+            or self._newest_private.get(viewer, 0) >= room[0].id
+        ):
+            return self._by_viewer.get(viewer)
         if self._block is None:
-            self._block = messages_frame(room)
-        return self._block, room[-1].id
+            self._block = Block(messages_frame(room), room[-1].id, len(room))
+        return self._block
 
 
 MaySee = Callable[[Message, str], bool]
@@ -99,12 +148,21 @@ async def replay(
     """
     viewer = connection.user
     if last_event_id is None:
-        cached = window.block_for(viewer) if window is not None and window.count == count else None
-        if cached is not None:  # the same frame for every such viewer: no query, no join
-            await connection.write_in_turn(cached[0], drain)
-            return cached[1]
+        if window is None or window.count != count:
+            window = None
+        else:
+            cached = window.block_for(viewer)
+            if cached is not None:  # the same frame for every such viewer: no query, no join
+                await connection.write_in_turn(cached.frame, drain)
+                return cached.last_id
+            generation = window.generation
         batch = await _latest(store, viewer, count, upto) if count > 0 else []
-        await _write_visible(batch, connection, may_see, drain)
+        visible = [m for m in batch if may_see(m, viewer)]
+        if visible:
+            frame = messages_frame(visible)
+            if window is not None and len(visible) == len(batch):
+                window.remember(viewer, generation, batch, frame)
+            await connection.write_in_turn(frame, drain)
         return batch[-1].id if batch else 0
     if replay_max > 0:
         # One read of at most replay_max + 1 messages tells "all of it" from "too far behind".

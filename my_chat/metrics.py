@@ -36,6 +36,7 @@ from my_chat.client_manager import ClientManager
 from my_chat.context import CONTEXT, ServiceContext
 from my_chat.errors import ApiError
 from my_chat.events import Frame
+from my_chat.history import Block
 
 logger = logging.getLogger("my_chat")
 
@@ -241,10 +242,10 @@ class ReplayCountingWindow:
         self._window = window
         self._replay_messages = replay_messages
 
-    def block_for(self, viewer: str) -> tuple[Frame, int] | None:
+    def block_for(self, viewer: str) -> Block | None:
         block = self._window.block_for(viewer)
         if block is not None:
-            self._replay_messages.observe(self._window.count)
+            self._replay_messages.observe(block.messages)
         return block
 
     def __getattr__(self, name: str) -> Any:

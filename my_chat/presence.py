@@ -114,6 +114,7 @@ class LocalPresence:
         self.manager = manager
         # Who the room was last told is online; presence frames are changes to this set.
         self._announced: set[str] = set()
+        self._snapshot: list[str] | None = None  # sorted(self._announced), until it changes
         self.batcher = PresenceBatcher(grace, window, self._announce_changes)
 
     async def start(self) -> None:
@@ -141,6 +142,7 @@ class LocalPresence:
                 self._announced.discard(user)
             changes.append((user, online))
         if changes:
+            self._snapshot = None
             self.manager.broadcast(presence_frame(changes))  # one write per stream per batch
 
     # --8<-- [end:announce]
@@ -153,6 +155,11 @@ class LocalPresence:
         """The list a new stream starts from: what the room was last told, and the viewer.
 
         Later ``presence`` frames are changes to exactly this list, so applying them keeps the
-        page right; the viewer is online as long as this stream is open.
+        page right; the viewer is online as long as this stream is open. The list is shared
+        by the streams that ask while nobody comes or goes: do not change it.
         """
-        return sorted(self._announced | {viewer})
+        if viewer not in self._announced:
+            return sorted(self._announced | {viewer})
+        if self._snapshot is None:
+            self._snapshot = sorted(self._announced)
+        return self._snapshot

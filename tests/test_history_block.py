@@ -94,3 +94,53 @@ async def test_retention_empties_the_window(make_server):
             while window.block_for("alice") is not None:
                 await asyncio.sleep(0.05)
         assert await fresh_history(alice) == await history_of(alice)
+
+
+async def test_after_a_restart_each_viewers_answer_is_kept_until_the_next_message(make_server):
+    async with make_server(history_on_connect=COUNT) as server:
+        alice = await server.user("alice")
+        await server.user("bob")
+        await server.user("carol")
+        for n in range(COUNT):
+            await alice.send(f"before {n}")
+        secret = await alice.send("for bob, before the restart", to="bob")
+    async with make_server(history_on_connect=COUNT) as server:
+        alice, bob, carol, dave = [
+            await server.client().login(name) for name in ("alice", "bob", "carol")
+        ] + [await server.user("dave")]
+        window = server.context.broker.latest_window
+        assert window.block_for("bob") is None  # nothing known yet: the store answers
+        for viewer in (bob, carol, dave):
+            assert await fresh_history(viewer) == await history_of(viewer)
+        # Their next streams are served from what the store said, each their own history.
+        bobs, carols, daves = (window.block_for(name) for name in ("bob", "carol", "dave"))
+        assert bobs is not None and carols is not None and daves is not None
+        assert bobs.frame is not carols.frame  # bob's holds the private message
+        assert carols.frame is daves.frame  # the same room messages: one frame, shared
+        bob_again = await fresh_history(bob)
+        assert secret["id"] in [m["id"] for m in bob_again]
+        assert bob_again == await history_of(bob)
+        assert secret["id"] not in [m["id"] for m in await fresh_history(carol)]
+        # A private message forgets its two people's answers only; a room message, all.
+        await alice.send("for carol", to="carol")
+        assert window.block_for("carol") is None and window.block_for("alice") is None
+        assert window.block_for("bob") is bobs
+        assert await fresh_history(carol) == await history_of(carol)
+        await dave.send("to the room")
+        assert all(window.block_for(name) is None for name in ("bob", "carol", "dave"))
+        for viewer in (bob, carol, dave):
+            assert await fresh_history(viewer) == await history_of(viewer)
+
+
+def test_an_answer_read_while_a_message_was_delivered_is_not_kept():
+    from my_chat.events import Message, messages_frame
+    from my_chat.history import LatestWindow
+
+    window = LatestWindow(COUNT)
+    answer = [Message(id=n, sender="alice", to=None, text=f"m{n}", timestamp=n) for n in (1, 2)]
+    generation = window.generation  # read before the store is asked...
+    window.delivered(Message(id=3, sender="alice", to=None, text="new", timestamp=3))
+    window.remember("bob", generation, answer, messages_frame(answer))  # ...too old now
+    assert window.block_for("bob") is None
+    window.remember("bob", window.generation, answer, messages_frame(answer))
+    assert window.block_for("bob") is not None
