@@ -19,7 +19,7 @@ import aiohttp
 from bench.common import Sender, log
 from bench.processes import ServerProcess, WorkerPool, cpu_seconds
 from bench.stats import latency_summary
-from bench.targets import Target
+from bench.targets import AIOHTTP_FLOOR, Target
 from my_chat.serve import free_port
 
 
@@ -361,7 +361,7 @@ async def measure_size(
                 args.broadcasts,
                 f"{label} chat",
             )
-        if args.ramp:
+        if args.ramp and target.name != AIOHTTP_FLOOR:  # the floor is for connect and memory
             result["ramp"] = await ramp(
                 pool, server, target.broadcaster(session, server.base_url), new_phase, args, label
             )

@@ -98,8 +98,13 @@ METRICS: list[tuple[str, tuple[str, ...], float, str]] = [
 NOT_COMPARED = {"load_average_at_end"}
 
 
+# Figures also divided by aiohttp's floor (an empty aiohttp SSE handler), when it ran.
+FLOOR_COMPARED = {"connect all (s)", "memory per connection (KB)", "server CPU s, connect"}
+
+
 def comparisons(size: dict[str, Any]) -> dict[str, Any]:
-    """my_chat / reference for every metric; chat is compared with the reference's push."""
+    """my_chat / reference for every metric; chat is compared with the reference's push.
+    With aiohttp's floor in the run, also my_chat / aiohttp for connect and memory."""
     out = {}
     for label, path, _, _ in METRICS:
         if path[0] in NOT_COMPARED:
@@ -108,6 +113,10 @@ def comparisons(size: dict[str, Any]) -> dict[str, Any]:
         out[label.strip()] = ratio(
             pick(size.get("my_chat"), *path), pick(size.get("reference"), *ref_path)
         )
+        if label in FLOOR_COMPARED and size.get("aiohttp"):
+            out[f"{label} / aiohttp"] = ratio(
+                pick(size.get("my_chat"), *path), pick(size.get("aiohttp"), *path)
+            )
     return out
 
 
@@ -118,8 +127,12 @@ def fmt(value: Any, scale: float, pattern: str) -> str:
 def table(report: dict[str, Any]) -> str:
     lines = []
     for size in report["sizes"]:
+        floor = size.get("aiohttp")
         lines.append(f"\nN = {size['n']:,} streams")
-        lines.append(f"  {'metric':<32}{'my_chat':>12}{'reference':>12}{'ratio':>8}")
+        lines.append(
+            f"  {'metric':<32}{'my_chat':>12}{'reference':>12}{'ratio':>8}"
+            + (f"{'aiohttp':>12}{'ratio':>8}" if floor else "")
+        )
         for label, path, scale, pattern in METRICS:
             ref_path = ("push", *path[1:]) if path[0] == "chat" else path
             mine = pick(size.get("my_chat"), *path)
@@ -127,10 +140,15 @@ def table(report: dict[str, Any]) -> str:
             if mine is None and ref is None:
                 continue
             r = None if path[0] in NOT_COMPARED else ratio(mine, ref)
-            lines.append(
+            line = (
                 f"  {label:<32}{fmt(mine, scale, pattern):>12}"
                 f"{fmt(ref, scale, pattern):>12}{'-' if r is None else f'{r:.2f}':>8}"
             )
+            if floor and label in FLOOR_COMPARED:
+                base = pick(floor, *path)
+                r = ratio(mine, base)
+                line += f"{fmt(base, scale, pattern):>12}{'-' if r is None else f'{r:.2f}':>8}"
+            lines.append(line)
     chat = report.get("chat")
     if chat:
         lines.append(
@@ -217,13 +235,20 @@ def check_targets(report: dict[str, Any]) -> tuple[int | None, list[dict[str, An
     seconds, ref_seconds = pick(mine, "connect", "seconds"), pick(ref, "connect", "seconds")
     all_live = pick(mine, "connect", "live") == pick(mine, "connect", "streams")
     connect_ratio = ratio(seconds, ref_seconds)
+    floor_seconds = pick(size.get("aiohttp"), "connect", "seconds")
     add(
         f"all {n or 0:,} signed-in streams connected in <= {TARGET_CONNECT_RATIO} x the "
         "reference's time",
         None if connect_ratio is None else (connect_ratio if all_live else math.inf),
         TARGET_CONNECT_RATIO,
         f"{pick(mine, 'connect', 'live')} live in {seconds} s vs {ref_seconds} s, "
-        f"ratio {connect_ratio}",
+        f"ratio {connect_ratio}"
+        + (
+            f"; aiohttp's floor {floor_seconds} s ({ratio(floor_seconds, ref_seconds)} x the "
+            f"reference's), my_chat {ratio(seconds, floor_seconds)} x the floor"
+            if floor_seconds
+            else ""
+        ),
     )
     per_conn = pick(mine, "memory", "bytes_per_connection")
     add(

@@ -1,7 +1,8 @@
 """``python -m bench``: my_chat beside a raw-asyncio reference, under the same SSE load.
 
-For each size N the orchestrator starts a fresh server (my_chat, then the reference), opens
-N streams from the load-generator workers (:mod:`bench.loadgen`), and measures:
+For each size N the orchestrator starts a fresh server (my_chat, then the reference, then
+aiohttp's floor: an aiohttp handler that only opens the stream), opens N streams from the
+load-generator workers (:mod:`bench.loadgen`), and measures:
 
 * the time until every stream is live (has its ``connection_id`` event);
 * server memory per connection: RSS after all connected and idle, minus before, over N;
@@ -43,7 +44,7 @@ from bench.phases import (
 )
 from bench.processes import WorkerPool, raise_open_file_limit
 from bench.report import check_targets, comparisons, host_kind, machine_info, strip_for_json, table
-from bench.targets import Target
+from bench.targets import AIOHTTP_FLOOR, TARGET_NAMES, Target
 from tests.redis_server import redis_server_path
 
 
@@ -58,7 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="a smoke run: N=200, few broadcasts, short ramp, 20 accounts",
     )
     parser.add_argument(
-        "--targets", default="my_chat,reference", help="servers to measure (%(default)s)"
+        "--targets",
+        default=",".join(TARGET_NAMES),
+        help="servers to measure (%(default)s); aiohttp: connect and memory only",
     )
     parser.add_argument(
         "--broadcasts",
@@ -208,7 +211,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     redis = args.redis_sizes if args.redis_sizes is not None else str(max(args.size_list))
     args.redis_list = [int(s) for s in redis.split(",") if s.strip() and int(s) > 0]
     args.target_list = [t.strip() for t in args.targets.split(",") if t.strip()]
-    unknown = set(args.target_list) - {"my_chat", "reference"}
+    unknown = set(args.target_list) - set(TARGET_NAMES)
     if unknown or not args.target_list or not args.size_list:
         parser.error(f"bad --targets or --sizes: {sorted(unknown)}")
     return args
@@ -234,7 +237,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             # The chat stage first: it also leaves a full history in my_chat's database, so
             # every size's streams get the same history on connect.
             report["chat"] = {
-                t.name: await measure_chat(session, pool, t, args, new_phase) for t in targets
+                t.name: await measure_chat(session, pool, t, args, new_phase)
+                for t in targets
+                if t.name != AIOHTTP_FLOOR
             }
             report["throughput"] = {
                 t.name: await measure_throughput(session, pool, t, args, new_phase)

@@ -1,5 +1,6 @@
-"""The two servers under test, my_chat and the raw-asyncio reference: how to start each and
-make it send frames."""
+"""The servers under test: my_chat, the raw-asyncio reference, and aiohttp's floor (an
+empty aiohttp SSE handler, :mod:`bench.variants`' baseline); how to start each and make it
+send frames."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ import aiohttp
 from bench.common import EVENT_NAME, PASSWORD, Sender, log
 from bench.processes import ServerProcess
 from my_chat.launch import chat_command
+
+# The name of the target that measures aiohttp's own cost (see Target.server).
+AIOHTTP_FLOOR = "aiohttp"
+TARGET_NAMES = ("my_chat", "reference", AIOHTTP_FLOOR)
 
 
 @dataclass
@@ -69,6 +74,21 @@ class Target:
                 *self.extra_args,
             )
             ready = "/api/status"
+        elif self.name == AIOHTTP_FLOOR:
+            # What aiohttp itself costs: a handler that only opens the stream, no sign-in,
+            # history or presence. my_chat cannot connect faster than this.
+            argv = [
+                sys.executable,
+                "-m",
+                "bench.variants",
+                "--serve",
+                "baseline-uvloop" if self.uvloop else "baseline",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ]
+            return ServerProcess(self.name, argv, env, port, "/stats", log_path)
         else:
             argv = [
                 sys.executable,
