@@ -25,7 +25,7 @@ help:
 	@echo "make run-step        serve your chat server at its current phase-5 step"
 	@echo "make lab             JupyterLab on the notebooks"
 	@echo "make docs            serve the site on http://127.0.0.1:8000; make docs-build builds site/"
-	@echo "make bench           the benchmark: 1,000 to 10,000 streams, my_chat beside raw asyncio"
+	@echo "make bench           the benchmark: 1,000 streams to the open-file cap, my_chat beside raw asyncio"
 	@echo "make student-release DEST=folder   a copy without solutions/, for learners"
 
 # One virtual environment with the exact versions the workbook was tested with.

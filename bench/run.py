@@ -24,6 +24,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -33,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import FD_MARGIN, RESULTS_DIR, SCHEMA_VERSION, log
+from bench.common import FD_MARGIN, RESULTS_DIR, SCHEMA_VERSION, TARGET_N, log
 from bench.phases import (
     PhaseIds,
     measure_chat,
@@ -47,11 +48,29 @@ from bench.report import check_targets, comparisons, host_kind, machine_info, st
 from bench.targets import AIOHTTP_FLOOR, TARGET_NAMES, Target
 from tests.redis_server import redis_server_path
 
+STANDARD_SIZES = (1000, 5000, 10_000)
+LARGEST_SIZE = 50_000  # past this a run takes too long for make bench
+
+
+def default_sizes() -> list[int]:
+    """The standard sizes that fit under the open-file limit, and the largest N that does
+    (rounded down to a thousand): each server holds N sockets and each worker its share."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    cap = LARGEST_SIZE if hard == resource.RLIM_INFINITY else hard - FD_MARGIN
+    largest = min(cap, LARGEST_SIZE) // 1000 * 1000
+    sizes = [n for n in STANDARD_SIZES if n <= largest]
+    if largest > (sizes[-1] if sizes else 0):
+        sizes.append(largest)
+    return sizes or [max(100, cap // 2)]
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--sizes", default="1000,5000,10000", help="stream counts N, comma-separated (%(default)s)"
+        "--sizes",
+        default=None,
+        help="stream counts N, comma-separated (1000,5000,10000 and the largest N the "
+        "open-file limit allows, in thousands, up to 50,000)",
     )
     parser.add_argument(
         "--quick",
@@ -205,10 +224,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.throughput_senders = min(args.throughput_senders, args.users)
     if args.output is None:
         args.output = RESULTS_DIR / ("quick.json" if args.quick else "latest.json")
+    if args.sizes is None:
+        args.sizes = ",".join(str(n) for n in default_sizes())
     args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
-    storm = args.storm_sizes if args.storm_sizes is not None else str(max(args.size_list))
+    # The restart storm and the Redis phase run at the size the targets are checked at.
+    phase_n = str(TARGET_N if TARGET_N in args.size_list else max(args.size_list))
+    storm = args.storm_sizes if args.storm_sizes is not None else phase_n
     args.storm_list = [int(s) for s in storm.split(",") if s.strip() and int(s) > 0]
-    redis = args.redis_sizes if args.redis_sizes is not None else str(max(args.size_list))
+    redis = args.redis_sizes if args.redis_sizes is not None else phase_n
     args.redis_list = [int(s) for s in redis.split(",") if s.strip() and int(s) > 0]
     args.target_list = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = set(args.target_list) - set(TARGET_NAMES)
