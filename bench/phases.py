@@ -10,6 +10,7 @@ import itertools
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -652,10 +653,17 @@ async def measure_redis(
             connects.append(
                 await pool.connect(server.port, share, target.tokens, f"{label} on {server.port}")
             )
+        errors: Counter[str] = Counter()
+        for connect in connects:
+            errors.update(connect["errors"])
         result["connect"] = {
             "live": sum(c["live"] for c in connects),
+            "failed": sum(c["failed"] for c in connects),
             "seconds": round(sum(c["seconds"] for c in connects), 3),
+            "errors": dict(errors),
         }
+        if result["connect"]["live"] < n:
+            log(f"  {label}: only {result['connect']['live']:,} of {n:,} streams live: {errors}")
         await quiesce(servers[0], pool)
         result["push"] = await fanout(
             pool,
