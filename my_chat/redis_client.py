@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.exceptions import RedisError
@@ -26,6 +26,9 @@ logger = logging.getLogger("my_chat")
 
 # How long the reader's XREAD waits for news before it asks again.
 READ_BLOCK_MS = 5000
+# Connections in a process's pool for commands, and how long a command waits for one.
+POOL_CONNECTIONS = 100
+POOL_WAIT_S = 5.0
 
 
 def load_script(name: str, *, common: bool = False) -> str:
@@ -53,12 +56,18 @@ async def connect(url: str) -> RedisClients:
     try:
         # A few quick retries: a broken pooled connection after a Redis restart is
         # replaced without the request failing. Every script is safe to run twice.
-        redis = Redis.from_url(
+        # A bounded pool where a command waits for a free connection: redis-py's default
+        # pool refuses the 101st command in flight (MaxConnectionsError), and a connect
+        # storm has hundreds in flight. POOL_WAIT_S bounds the wait; then it is an error.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=POOL_CONNECTIONS,
+            timeout=POOL_WAIT_S,
             socket_connect_timeout=2,
             socket_timeout=5,
             retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.25), retries=3),
         )
+        redis = Redis.from_pool(pool)  # the client owns the pool and closes it
         # The reader reconnects by itself (see RedisBroker._read_loop), so no retries here.
         listener = Redis.from_url(
             url,

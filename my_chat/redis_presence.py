@@ -69,6 +69,10 @@ class RedisPresence:
         self._presence = redis.register_script(PRESENCE_SCRIPT)
         self._reap = redis.register_script(REAP_SCRIPT)
         self._online = redis.register_script(ONLINE_SCRIPT)
+        # The online-list read that the streams asking now will share (see online_snapshot).
+        self._next_read: asyncio.Future[list[str]] | None = None
+        self._read_turn = asyncio.Lock()
+        self._reads: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         await self._report(mode="replace")
@@ -76,7 +80,7 @@ class RedisPresence:
 
     async def stop(self) -> None:
         self.batcher.close()
-        tasks = [*self._reports, *([self._loop] if self._loop is not None else [])]
+        tasks = [*self._reports, *self._reads, *([self._loop] if self._loop is not None else [])]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -93,8 +97,30 @@ class RedisPresence:
         self.batcher.went_offline(user)
 
     async def online_snapshot(self, viewer: str) -> list[str]:
-        """The list a new stream starts from; the viewer's own report may still be on its way."""
-        return sorted({*await self.online_users(), viewer})
+        """The list a new stream starts from; the viewer's own report may still be on its way.
+
+        Streams that open together share one read: in a connect storm, thousands of streams
+        each asking Redis would queue on the connection pool. A stream only joins a read that
+        has not started yet, so the list it gets was read after it was registered, and the
+        presence frames it receives from then on are changes to that list.
+        """
+        if self._next_read is None:
+            self._next_read = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._read_online(self._next_read), name="online-read")
+            self._reads.add(task)
+            task.add_done_callback(self._reads.discard)
+        # Shielded: a stream that goes away must not cancel the read the others wait for.
+        return sorted({*await asyncio.shield(self._next_read), viewer})
+
+    async def _read_online(self, result: asyncio.Future[list[str]]) -> None:
+        async with self._read_turn:  # one read at a time; whoever comes meanwhile, the next
+            if self._next_read is result:
+                self._next_read = None  # from here on, new streams wait for a later read
+            try:
+                result.set_result(await self.online_users())
+            except Exception as error:
+                result.set_exception(error)
+                result.exception()  # retrieved: every stream that waited may be gone
 
     async def online_users(self) -> list[str]:
         try:

@@ -591,3 +591,34 @@ async def test_append_pipelined_gives_ids_in_row_order_even_after_a_script_flush
         assert await store.after(0, "bob", 10) == [first, *group]
     finally:
         await client.aclose()
+
+
+async def test_a_connect_storm_opens_every_stream(redis_server, server_process, tmp_path):
+    """More streams open at once than a process's Redis pool has connections (100): each
+    Redis command waits its turn, and the streams opening together share one read of who is
+    online, so none fails. (redis-py's default pool refused the 101st command, and streams
+    were cut right after their 200.)"""
+    users, per_user = 10, 40
+    env = {"MY_CHAT_JWT_SECRET": JWT_SECRET, "MY_CHAT_PRESENCE_TTL": str(PRESENCE_TTL)}
+    caps = ("--max-streams-per-user", "0", "--signup-per-minute", "0")
+    process = await asyncio.to_thread(
+        server_process, "--redis", redis_server.url, *caps, data_dir=tmp_path / "chat", env=env
+    )
+    async with client_session() as session:
+        clients = [await ChatClient(process.url, session).signup(f"user{i}") for i in range(users)]
+        streams = await asyncio.gather(
+            *(clients[i % users].open_stream() for i in range(users * per_user))
+        )
+        try:
+            for index, stream in enumerate(streams):
+                listed = await stream.next_json("online", timeout=WAIT)
+                assert clients[index % users].username in listed["users"], listed
+            # Each stream is live: a message reaches all of them, once.
+            sent = (await clients[0].send("after the storm"))["id"]
+            for index, stream in enumerate(streams):
+                await until_message(stream, sent, f"stream {index}")
+                assert message_ids(stream).count(sent) == 1
+        finally:
+            for stream in streams:
+                stream.close()
+        assert "Traceback" not in process.log(), process.log()[-3000:]
