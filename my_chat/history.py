@@ -50,7 +50,10 @@ class LatestWindow:
     """
 
     # At most this many viewers' answers are kept; past it they are all dropped at once.
+    # Room-only answers share their frame, so each costs an entry; an answer holding a
+    # private message has a frame of its own (several KB), so fewer of those are kept.
     MAX_VIEWERS = 10_000
+    MAX_PRIVATE_ANSWERS = 1_000
 
     def __init__(self, count: int) -> None:
         self.count = count
@@ -63,6 +66,7 @@ class LatestWindow:
         self.generation = 0
         self._by_viewer: dict[str, Block] = {}  # viewer -> the store's answer
         self._shared: dict[tuple[int, int, int], Frame] = {}  # room-only answers, by ids
+        self._private_viewers: set[str] = set()  # whose kept answer holds a private message
 
     def delivered(self, message: Message) -> None:
         self.generation += 1
@@ -75,8 +79,9 @@ class LatestWindow:
         else:
             self._newest_private[message.sender] = message.id
             self._newest_private[message.to] = message.id
-            self._by_viewer.pop(message.sender, None)
-            self._by_viewer.pop(message.to, None)
+            for user in (message.sender, message.to):
+                self._by_viewer.pop(user, None)
+                self._private_viewers.discard(user)
 
     def reset(self) -> None:
         self.generation += 1
@@ -90,6 +95,7 @@ class LatestWindow:
         if self._by_viewer:
             self._by_viewer.clear()
             self._shared.clear()
+            self._private_viewers.clear()
 
     def remember(self, viewer: str, generation: int, batch: list[Message], frame: Frame) -> None:
         """Keep the store's answer ``batch`` (as ``frame``) for ``viewer``'s next streams, if
@@ -101,6 +107,11 @@ class LatestWindow:
         if all(m.to is None for m in batch):
             key = (batch[0].id, batch[-1].id, len(batch))
             frame = self._shared.setdefault(key, frame)
+            self._private_viewers.discard(viewer)
+        elif len(self._private_viewers) >= self.MAX_PRIVATE_ANSWERS:
+            return  # this viewer asks the store again next time
+        else:
+            self._private_viewers.add(viewer)
         self._by_viewer[viewer] = Block(frame, batch[-1].id, len(batch))
 
     def block_for(self, viewer: str) -> Block | None:

@@ -144,3 +144,27 @@ def test_an_answer_read_while_a_message_was_delivered_is_not_kept():
     assert window.block_for("bob") is None
     window.remember("bob", window.generation, answer, messages_frame(answer))
     assert window.block_for("bob") is not None
+
+
+def test_few_answers_with_a_private_message_are_kept(monkeypatch):
+    """Such an answer has a frame of its own, so their number is capped; room-only answers
+    share one frame and are all kept."""
+    from my_chat.events import Message, messages_frame
+    from my_chat.history import LatestWindow
+
+    monkeypatch.setattr(LatestWindow, "MAX_PRIVATE_ANSWERS", 2)
+    window = LatestWindow(COUNT)
+    room = [Message(id=1, sender="alice", to=None, text="hi", timestamp=1)]
+    for n in range(4):
+        viewer = f"user{n}"
+        private = [*room, Message(id=2 + n, sender="alice", to=viewer, text="psst", timestamp=2)]
+        window.remember(viewer, window.generation, private, messages_frame(private))
+        window.remember(f"quiet{n}", window.generation, room, messages_frame(room))
+    assert [window.block_for(f"user{n}") is not None for n in range(4)] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert all(window.block_for(f"quiet{n}") is not None for n in range(4))
+    assert len({id(window.block_for(f"quiet{n}").frame) for n in range(4)}) == 1
