@@ -13,6 +13,7 @@ from my_chat.context import CONTEXT, ServiceContext
 from my_chat.serve import serve
 from my_chat.server import create_app
 from tests.chat_client import ChatClient, ServerProcess, client_session
+from tests.ports import free_port
 
 SERVICE_KEY = "service-key-for-tests-0123456789abcdef"
 
@@ -65,7 +66,8 @@ def make_server(tmp_path: Path):
     async def running(**overrides) -> AsyncIterator[RunningServer]:
         settings = fast_settings(tmp_path / "data", **overrides)
         app = create_app(settings)
-        async with serve(app) as url, client_session() as session:
+        # A port of this worker's own (tests/ports.py), not one the kernel hands out.
+        async with serve(app, port=free_port()) as url, client_session() as session:
             yield RunningServer(url, app, session, settings)
 
     return running
