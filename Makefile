@@ -134,22 +134,32 @@ bench-memory: $(STAMP)
 # nbmake runs the English notebooks; tools/build_docs.py then runs every notebook again, both
 # editions (it builds the Chinese ones first), and fails on any error: so each Chinese notebook
 # runs once, not twice.
+# Most of the time goes to waiting (servers starting, streams, timeouts, notebook kernels), so
+# the long stages run two at a time on two cores: the test suite and nbmake in two pytest-xdist
+# workers (PYTEST_PARALLEL), the site build in two lanes of notebooks, and tests/test_site.py
+# with several pages open at once. The stages themselves stay one after another: each starts
+# servers, kernels or Chromium, and two stages side by side would be four at once, on a machine
+# with two cores, where the tests that wait for something would wait far longer than they
+# do now. --dist loadgroup hands out single tests, except that one worker runs each file marked
+# xdist_group (a costly module fixture: the quick benchmark, one Chromium, the transcript).
+# Each worker takes its server ports from a block of its own (tests/ports.py).
 EN_NOTEBOOKS := $(filter-out %.zh.ipynb,$(wildcard notebooks/*.ipynb))
+PYTEST_PARALLEL ?= -n 2 --dist loadgroup
 
 ifneq ($(HAS_SOLUTIONS),)
 test: $(STAMP)
 	$(MAKE) lint
 	$(PY) tools/make_exercises.py --check
-	$(PY) -m pytest -p no:cacheprovider --ignore=tests/test_site.py
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_PARALLEL) --ignore=tests/test_site.py
 	$(PY) tools/check_stubs_fail.py
-	$(PY) -m pytest -p no:cacheprovider --nbmake $(EN_NOTEBOOKS)
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_PARALLEL) --nbmake $(EN_NOTEBOOKS)
 	$(PY) tools/build_docs.py
 	$(PY) -m pytest -p no:cacheprovider tests/test_site.py
 	$(MAKE) student-release-check
 else
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_PARALLEL)
 	$(PY) tools/check_stubs_fail.py
 	$(PY) -m exercises list
 endif

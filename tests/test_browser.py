@@ -35,7 +35,12 @@ from tests.ports import free_port
 
 # One Chromium for the whole module (each test still gets fresh contexts), so the tests and
 # fixtures share the module's event loop.
-pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+# One xdist worker runs the whole file, so the module's one Chromium is launched once.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.xdist_group("browser"),
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"
