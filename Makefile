@@ -134,17 +134,22 @@ bench-memory: $(STAMP)
 # nbmake runs the English notebooks; tools/build_docs.py then runs every notebook again, both
 # editions (it builds the Chinese ones first), and fails on any error: so each Chinese notebook
 # runs once, not twice.
-# Most of the time goes to waiting (servers starting, streams, timeouts, notebook kernels), so
-# the long stages run two at a time on two cores: the test suite and nbmake in two pytest-xdist
-# workers (PYTEST_PARALLEL), the site build in two lanes of notebooks, and tests/test_site.py
-# with several pages open at once. The stages themselves stay one after another: each starts
-# servers, kernels or Chromium, and two stages side by side would be four at once, on a machine
-# with two cores, where the tests that wait for something would wait far longer than they
-# do now. --dist loadgroup hands out single tests, except that one worker runs each file marked
-# xdist_group (a costly module fixture: the quick benchmark, one Chromium, the transcript).
-# Each worker takes its server ports from a block of its own (tests/ports.py).
-EN_NOTEBOOKS := $(filter-out %.zh.ipynb,$(wildcard notebooks/*.ipynb))
+#
+# Most of the time goes to waiting (servers starting, streams, timeouts, notebook kernels,
+# Chromium), so each long stage runs two or three things at once on the two cores: the test
+# suite and nbmake in two pytest-xdist workers (PYTEST_PARALLEL), the site build's notebooks
+# in two lanes, tests/test_site.py with three pages open. The stages still run one after
+# another: each already keeps both cores busy, and two side by side would only make every
+# test that waits for something wait longer, near its time limits. --dist loadgroup hands out
+# single tests, except that one worker runs each file marked xdist_group (a costly module
+# fixture: the quick benchmark, one Chromium, the API transcript); tests/conftest.py lists
+# the two longest tests first, and notebook 5, the longest, goes first, so that no worker
+# ends up running one of them alone at the end. Each worker takes the ports of the servers
+# it starts from a block of its own (tests/ports.py).
 PYTEST_PARALLEL ?= -n 2 --dist loadgroup
+LONGEST_NOTEBOOK := notebooks/05_build_the_chat_room.ipynb
+EN_NOTEBOOKS := $(filter $(LONGEST_NOTEBOOK),$(wildcard notebooks/*.ipynb)) \
+                $(filter-out %.zh.ipynb $(LONGEST_NOTEBOOK),$(wildcard notebooks/*.ipynb))
 
 ifneq ($(HAS_SOLUTIONS),)
 test: $(STAMP)
@@ -169,11 +174,13 @@ student-release: $(STAMP)
 
 # Build a student release in a temporary folder and run its own `make test` there, with a
 # virtual environment that shares this one's packages but imports the release's own code.
+# The packages are found where pytest is installed: in a venv that itself borrows another's
+# packages through a .pth file, its own site-packages folder holds next to nothing.
 student-release-check: $(STAMP)
 	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
 	$(PY) tools/student_release.py "$$dir/release"; \
 	python3 -m venv "$$dir/release/.venv"; \
-	site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	site=$$($(PY) -c 'import pathlib, pytest; print(pathlib.Path(pytest.__file__).parents[1])'); \
 	release_site=$$("$$dir/release/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	echo "$$site" > "$$release_site/_workbook_shared.pth"; \
 	echo "$$dir/release" > "$$release_site/_workbook_release.pth"; \

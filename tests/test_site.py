@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.needs_solutions]
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
-LANES = 4  # pages open at once (in_lanes)
+LANES = 3  # pages open at once (in_lanes): on two cores, more only wait longer each
 # Material swaps each <pre class="mermaid"> for a <div class="mermaid"> and draws the diagram
 # into that div's closed shadow root: rendered means a div with no source text left in it.
 RENDERED = "el => el.tagName === 'DIV' && el.textContent.trim() === ''"
@@ -65,8 +65,8 @@ async def in_lanes(
     browser: Browser, paths: list[str], check: Callable[[Page, str], Awaitable[None]]
 ) -> None:
     """``check(page, path)`` for every path, LANES pages at a time, each lane in a browser
-    context of its own: one page after another, a page mostly waits (for the network to go
-    quiet, for Mermaid), and the site's 60-odd pages took a minute and a half."""
+    context of its own. One page after another, the forty-odd pages of both editions took a
+    minute and a half, much of it Chromium waiting on one core for the page's scripts."""
     remaining = iter(paths)  # shared: each lane takes the next path when it is free
 
     async def lane() -> None:
