@@ -140,13 +140,14 @@ bench-memory: $(STAMP)
 # suite and nbmake in two pytest-xdist workers (PYTEST_PARALLEL), the site build's notebooks
 # in two lanes, tests/test_site.py with three pages open. The stages still run one after
 # another: each already keeps both cores busy, and two side by side would only make every
-# test that waits for something wait longer, near its time limits. --dist loadgroup hands out
-# single tests, except that one worker runs each file marked xdist_group (a costly module
-# fixture: the quick benchmark, one Chromium, the API transcript); tests/conftest.py lists
-# the two longest tests first, and notebook 5, the longest, goes first, so that no worker
-# ends up running one of them alone at the end. Each worker takes the ports of the servers
-# it starts from a block of its own (tests/ports.py).
-PYTEST_PARALLEL ?= -n 2 --dist loadgroup
+# test that waits for something wait longer, near its time limits. --dist loadfile keeps each
+# file on one worker, so a costly module fixture (the quick benchmark, one Chromium, the API
+# transcript) runs once (xdist_group marks would not do: pytest-xdist 3.8 cannot tag the node
+# ids of pytest 9, so loadgroup ignores them). --no-loadscope-reorder hands files out in
+# collection order, where tests/conftest.py puts the two longest tests first, as notebook 5,
+# the longest, is first here: started last, one of them would run alone at the end. Each
+# worker takes the ports of the servers it starts from a block of its own (tests/ports.py).
+PYTEST_PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
 LONGEST_NOTEBOOK := notebooks/05_build_the_chat_room.ipynb
 EN_NOTEBOOKS := $(filter $(LONGEST_NOTEBOOK),$(wildcard notebooks/*.ipynb)) \
                 $(filter-out %.zh.ipynb $(LONGEST_NOTEBOOK),$(wildcard notebooks/*.ipynb))

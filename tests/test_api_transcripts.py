@@ -22,8 +22,7 @@ import make_api_transcripts as transcripts  # noqa: E402
 from tests.ports import free_port  # noqa: E402
 
 # The transcript shows the model answers (private messages, tokens): it needs solutions/.
-# One xdist worker runs the whole file: the fresh transcript (a module fixture) is made once.
-pytestmark = [pytest.mark.needs_solutions, pytest.mark.xdist_group("api_transcripts")]
+pytestmark = pytest.mark.needs_solutions
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-# Under pytest-xdist (make test: -n 2 --dist loadgroup) one worker runs the whole file, so the
-# quick benchmark behind the module fixture runs once, not once per worker.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bench_smoke")]
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 

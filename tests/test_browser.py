@@ -35,12 +35,7 @@ from tests.ports import free_port
 
 # One Chromium for the whole module (each test still gets fresh contexts), so the tests and
 # fixtures share the module's event loop.
-# One xdist worker runs the whole file, so the module's one Chromium is launched once.
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.asyncio(loop_scope="module"),
-    pytest.mark.xdist_group("browser"),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery"

@@ -21,8 +21,7 @@ from tests.exercises.p5_client import Server, running
 from tests.ports import free_port
 
 # One Chromium for the module, so the browser, the server and the tests share one loop.
-# One xdist worker runs the whole file, so the module's one Chromium is launched once.
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("p5_page")]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 SECRET = "a secret for the phase-5 page tests, long enough"
 # Long enough for a restart: the server stops, starts, and EventSource waits `retry:`.
