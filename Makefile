@@ -134,22 +134,38 @@ bench-memory: $(STAMP)
 # nbmake runs the English notebooks; tools/build_docs.py then runs every notebook again, both
 # editions (it builds the Chinese ones first), and fails on any error: so each Chinese notebook
 # runs once, not twice.
-EN_NOTEBOOKS := $(filter-out %.zh.ipynb,$(wildcard notebooks/*.ipynb))
+#
+# Most of the time goes to waiting (servers starting, streams, timeouts, notebook kernels,
+# Chromium), so each long stage runs two or three things at once on the two cores: the test
+# suite and nbmake in two pytest-xdist workers (PYTEST_PARALLEL), the site build's notebooks
+# in two lanes, tests/test_site.py with three pages open. The stages still run one after
+# another: each already keeps both cores busy, and two side by side would only make every
+# test that waits for something wait longer, near its time limits. --dist loadfile keeps each
+# file on one worker, so a costly module fixture (the quick benchmark, one Chromium, the API
+# transcript) runs once (xdist_group marks would not do: pytest-xdist 3.8 cannot tag the node
+# ids of pytest 9, so loadgroup ignores them). --no-loadscope-reorder hands files out in
+# collection order, where tests/conftest.py puts the two longest tests first, as notebook 5,
+# the longest, is first here: started last, one of them would run alone at the end. Each
+# worker takes the ports of the servers it starts from a block of its own (tests/ports.py).
+PYTEST_PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
+LONGEST_NOTEBOOK := notebooks/05_build_the_chat_room.ipynb
+EN_NOTEBOOKS := $(filter $(LONGEST_NOTEBOOK),$(wildcard notebooks/*.ipynb)) \
+                $(filter-out %.zh.ipynb $(LONGEST_NOTEBOOK),$(wildcard notebooks/*.ipynb))
 
 ifneq ($(HAS_SOLUTIONS),)
 test: $(STAMP)
 	$(MAKE) lint
 	$(PY) tools/make_exercises.py --check
-	$(PY) -m pytest -p no:cacheprovider --ignore=tests/test_site.py
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_PARALLEL) --ignore=tests/test_site.py
 	$(PY) tools/check_stubs_fail.py
-	$(PY) -m pytest -p no:cacheprovider --nbmake $(EN_NOTEBOOKS)
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_PARALLEL) --nbmake $(EN_NOTEBOOKS)
 	$(PY) tools/build_docs.py
 	$(PY) -m pytest -p no:cacheprovider tests/test_site.py
 	$(MAKE) student-release-check
 else
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider $(PYTEST_PARALLEL)
 	$(PY) tools/check_stubs_fail.py
 	$(PY) -m exercises list
 endif
@@ -159,11 +175,13 @@ student-release: $(STAMP)
 
 # Build a student release in a temporary folder and run its own `make test` there, with a
 # virtual environment that shares this one's packages but imports the release's own code.
+# The packages are found where pytest is installed: in a venv that itself borrows another's
+# packages through a .pth file, its own site-packages folder holds next to nothing.
 student-release-check: $(STAMP)
 	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
 	$(PY) tools/student_release.py "$$dir/release"; \
 	python3 -m venv "$$dir/release/.venv"; \
-	site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	site=$$($(PY) -c 'import pathlib, pytest; print(pathlib.Path(pytest.__file__).parents[1])'); \
 	release_site=$$("$$dir/release/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
 	echo "$$site" > "$$release_site/_workbook_shared.pth"; \
 	echo "$$dir/release" > "$$release_site/_workbook_release.pth"; \

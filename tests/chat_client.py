@@ -14,8 +14,8 @@ from typing import Any
 import aiohttp
 
 from my_chat.launch import ChildServer, chat_command
-from my_chat.serve import free_port
 from my_chat.sse import EventStreamParser, ServerSentEvent
+from tests.ports import free_port
 
 PASSWORD = "password-for-tests"
 

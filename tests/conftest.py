@@ -13,6 +13,7 @@ from my_chat.context import CONTEXT, ServiceContext
 from my_chat.serve import serve
 from my_chat.server import create_app
 from tests.chat_client import ChatClient, ServerProcess, client_session
+from tests.ports import free_port
 
 SERVICE_KEY = "service-key-for-tests-0123456789abcdef"
 
@@ -65,7 +66,8 @@ def make_server(tmp_path: Path):
     async def running(**overrides) -> AsyncIterator[RunningServer]:
         settings = fast_settings(tmp_path / "data", **overrides)
         app = create_app(settings)
-        async with serve(app) as url, client_session() as session:
+        # A port of this worker's own (tests/ports.py), not one the kernel hands out.
+        async with serve(app, port=free_port()) as url, client_session() as session:
             yield RunningServer(url, app, session, settings)
 
     return running
@@ -100,15 +102,23 @@ def server_process(tmp_path: Path):
 ROOT = Path(__file__).resolve().parent.parent
 NEEDS_SOLUTIONS_FIXTURES = {"server", "make_server", "server_process", "chat_server"}
 SERVER_MARKERS = ("needs_solutions", "browser", "redis", "slow")
+# The longest single tests (40 to 60 s each). They are collected first, so that pytest-xdist
+# (make test) hands them out early: started last, one would run alone while the other worker
+# has nothing left to do.
+LONGEST_FIRST = (
+    "tests/test_model.py::test_the_server_behaves_like_the_model",
+    "tests/test_schemathesis.py::test_the_server_keeps_every_promise_of_its_openapi_document",
+)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Skip what needs the guide where it is left out on purpose, and in a student release
-    (no solutions/), what needs the answers to pass.
+    """Collect the longest tests first; skip what needs the guide where it is left out on
+    purpose, and in a student release (no solutions/), what needs the answers to pass.
 
     The server then runs on the learner's unfinished code, so its own tests cannot pass yet;
     what stays is the wire format, the exercise tooling and the exercise-mode start-up.
     """
+    items.sort(key=lambda item: item.nodeid not in LONGEST_FIRST)  # stable: the rest keep order
     if os.environ.get("WORKBOOK_WITHOUT_GUIDE"):
         # Set by the GitHub workflows: the source guide sits beside the repository in the
         # workbook's own CI, and is not part of the repository.

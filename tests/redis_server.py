@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from my_chat.serve import free_port
+from tests.ports import free_port
 
 REDIS_SERVER = "/usr/bin/redis-server"
 

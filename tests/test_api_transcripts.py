@@ -19,6 +19,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import make_api_transcripts as transcripts  # noqa: E402
 
+from tests.ports import free_port  # noqa: E402
+
 # The transcript shows the model answers (private messages, tokens): it needs solutions/.
 pytestmark = pytest.mark.needs_solutions
 
@@ -27,7 +29,10 @@ pytestmark = pytest.mark.needs_solutions
 def fresh() -> str:
     for tool in ("curl", "jq"):
         assert shutil.which(tool), f"{tool} is needed for the API transcripts (apt install {tool})"
-    return transcripts.make()
+    # The server's port from this worker's own block, not the kernel's (tests/ports.py).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transcripts, "free_port", free_port)
+        return transcripts.make()
 
 
 def test_the_stored_transcript_matches_a_fresh_run(fresh: str):

@@ -30,8 +30,8 @@ from playwright.async_api import (
 )
 
 from my_chat.launch import ChildServer, chat_command
-from my_chat.serve import free_port
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
+from tests.ports import free_port
 
 # One Chromium for the whole module (each test still gets fresh contexts), so the tests and
 # fixtures share the module's event loop.

@@ -16,8 +16,8 @@ from my_chat import sse_pb2, sse_pb2_grpc
 from my_chat.__main__ import parse_args
 from my_chat.config import Settings
 from my_chat.config_file import env_name
-from my_chat.serve import free_port
 from tests.conftest import SERVICE_KEY
+from tests.ports import free_port
 from tests.redis_server import RedisServer, redis_server_path
 
 ROOT = Path(__file__).resolve().parent.parent

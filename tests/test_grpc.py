@@ -22,9 +22,9 @@ import pytest
 from google.protobuf import json_format
 
 from my_chat import sse_pb2, sse_pb2_grpc
-from my_chat.serve import free_port
 from tests.chat_client import ServerProcess, Stream
 from tests.conftest import SERVICE_KEY
+from tests.ports import free_port
 from tests.redis_server import RedisServer, redis_server_path
 
 ROOT = Path(__file__).resolve().parent.parent

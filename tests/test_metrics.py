@@ -10,8 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from my_chat import sse_pb2, sse_pb2_grpc
-from my_chat.serve import free_port
 from tests.conftest import SERVICE_KEY, RunningServer
+from tests.ports import free_port
 from tests.redis_server import RedisServer, redis_server_path
 from tests.test_stream import _silent_reader
 

@@ -27,9 +27,9 @@ from my_chat.events import Message
 from my_chat.history import replay
 from my_chat.redis_accounts import RedisAccountStore
 from my_chat.redis_store import RedisMessageStore
-from my_chat.serve import free_port
 from tests.chat_client import PASSWORD, ChatClient, Stream, client_session
 from tests.conftest import SERVICE_KEY
+from tests.ports import free_port
 from tests.redis_server import RedisServer, redis_server_path
 
 pytestmark = pytest.mark.redis

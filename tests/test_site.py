@@ -5,15 +5,17 @@ Run after ``make docs-build`` (``make test`` does). A missing site fails, it nev
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+from playwright.async_api import Browser, Error, Page, Request, Response, async_playwright
 from playwright.async_api import TimeoutError as PlaywrightTimeout
-from playwright.async_api import async_playwright
 
 from my_chat.serve import serve
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
@@ -22,6 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.needs_solutions]
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = ROOT / "site"
+LANES = 3  # pages open at once (in_lanes): on two cores, more only wait longer each
 # Material swaps each <pre class="mermaid"> for a <div class="mermaid"> and draws the diagram
 # into that div's closed shadow root: rendered means a div with no source text left in it.
 RENDERED = "el => el.tagName === 'DIV' && el.textContent.trim() === ''"
@@ -58,6 +61,26 @@ def static_site() -> web.Application:
     return app
 
 
+async def in_lanes(
+    browser: Browser, paths: list[str], check: Callable[[Page, str], Awaitable[None]]
+) -> None:
+    """``check(page, path)`` for every path, LANES pages at a time, each lane in a browser
+    context of its own. One page after another, the forty-odd pages of both editions took a
+    minute and a half, much of it Chromium waiting on one core for the page's scripts."""
+    remaining = iter(paths)  # shared: each lane takes the next path when it is free
+
+    async def lane() -> None:
+        context = await browser.new_context()
+        try:
+            page = await context.new_page()
+            for path in remaining:
+                await check(page, path)
+        finally:
+            await context.close()
+
+    await asyncio.gather(*(lane() for _ in range(LANES)))
+
+
 async def test_every_page_renders_cleanly():
     assert (SITE / "index.html").exists(), "build the site first: make docs-build"
     pages = site_pages()
@@ -65,64 +88,86 @@ async def test_every_page_renders_cleanly():
     problems: list[str] = []
     notebook_pages = 0
     mermaid_diagrams = 0
+
+    async def check(page: Page, path: str) -> None:
+        where = f"/{path}"
+        failed_requests: list[str] = []
+
+        def on_request_failed(request: Request) -> None:
+            # A request cut short because the page was left for the next one is no problem.
+            if "ERR_ABORTED" not in (request.failure or ""):
+                failed_requests.append(request.url)
+
+        def on_response(response: Response) -> None:
+            if response.status >= 400:
+                failed_requests.append(response.url)
+
+        def on_page_error(error: Error) -> None:
+            problems.append(f"{where}: script error: {error}")
+
+        handlers = {
+            "requestfailed": on_request_failed,
+            "response": on_response,
+            "pageerror": on_page_error,
+        }
+        for event, handler in handlers.items():
+            page.on(event, handler)
+        try:
+            await check_page(page, path, where, failed_requests)
+        finally:
+            for event, handler in handlers.items():
+                page.remove_listener(event, handler)
+
+    async def check_page(page: Page, path: str, where: str, failed_requests: list[str]) -> None:
+        nonlocal notebook_pages, mermaid_diagrams
+        response = await page.goto(f"{url}/{path}", wait_until="networkidle")
+        if response is None or response.status != 200:
+            problems.append(f"{where}: status {response and response.status}")
+            return
+        # Mermaid renders asynchronously; give it the time it needs.
+        with contextlib.suppress(PlaywrightTimeout):
+            await page.wait_for_function(
+                f"() => [...document.querySelectorAll('.mermaid')].every({RENDERED})",
+                timeout=15_000,
+            )
+        report = await page.evaluate(
+            """() => ({
+                text: document.body.innerText,
+                brokenImages: [...document.images]
+                    .filter(img => img.complete && img.naturalWidth === 0)
+                    .map(img => img.src),
+                rawMermaid: [...document.querySelectorAll('.mermaid')]
+                    .filter(el => !(%s)(el)).length,
+                diagrams: [...document.querySelectorAll('.mermaid')]
+                    .filter(%s).length,
+                notebookImages: document.querySelectorAll(
+                    '.jp-RenderedImage img, .jp-OutputArea-output img').length,
+                isNotebook: !!document.querySelector('.jp-Notebook, .jupyter-wrapper'),
+                stderr: document.querySelectorAll(
+                    '[data-mime-type="application/vnd.jupyter.stderr"]').length,
+            })""".replace("%s", RENDERED)
+        )
+        for image in report["brokenImages"]:
+            problems.append(f"{where}: broken image {image}")
+        if report["rawMermaid"]:
+            problems.append(f"{where}: {report['rawMermaid']} Mermaid block(s) not rendered")
+        for text in ERROR_TEXTS:
+            if text in report["text"]:
+                problems.append(f"{where}: shows {text!r}")
+        for failed in failed_requests:
+            if failed.startswith(url):
+                problems.append(f"{where}: failed to load {failed}")
+        mermaid_diagrams += report["diagrams"]
+        if report["isNotebook"]:
+            notebook_pages += 1
+            if not report["notebookImages"]:
+                problems.append(f"{where}: a notebook page without any figure")
+
     async with serve(static_site()) as url, async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = await browser.new_page()
-        failed_requests: list[str] = []
-        # A request cut short because the test moved on to the next page is not a problem.
-        page.on(
-            "requestfailed",
-            lambda r: None if "ERR_ABORTED" in (r.failure or "") else failed_requests.append(r.url),
-        )
-        page.on("response", lambda r: failed_requests.append(r.url) if r.status >= 400 else None)
-        page.on("pageerror", lambda e: problems.append(f"script error: {e}"))
-        for path in pages:
-            failed_requests.clear()
-            response = await page.goto(f"{url}/{path}", wait_until="networkidle")
-            where = f"/{path}"
-            if response is None or response.status != 200:
-                problems.append(f"{where}: status {response and response.status}")
-                continue
-            # Mermaid renders asynchronously; give it the time it needs.
-            with contextlib.suppress(PlaywrightTimeout):
-                await page.wait_for_function(
-                    f"() => [...document.querySelectorAll('.mermaid')].every({RENDERED})",
-                    timeout=15_000,
-                )
-            report = await page.evaluate(
-                """() => ({
-                    text: document.body.innerText,
-                    brokenImages: [...document.images]
-                        .filter(img => img.complete && img.naturalWidth === 0)
-                        .map(img => img.src),
-                    rawMermaid: [...document.querySelectorAll('.mermaid')]
-                        .filter(el => !(%s)(el)).length,
-                    diagrams: [...document.querySelectorAll('.mermaid')]
-                        .filter(%s).length,
-                    notebookImages: document.querySelectorAll(
-                        '.jp-RenderedImage img, .jp-OutputArea-output img').length,
-                    isNotebook: !!document.querySelector('.jp-Notebook, .jupyter-wrapper'),
-                    stderr: document.querySelectorAll(
-                        '[data-mime-type="application/vnd.jupyter.stderr"]').length,
-                })""".replace("%s", RENDERED)
-            )
-            for image in report["brokenImages"]:
-                problems.append(f"{where}: broken image {image}")
-            if report["rawMermaid"]:
-                problems.append(f"{where}: {report['rawMermaid']} Mermaid block(s) not rendered")
-            for text in ERROR_TEXTS:
-                if text in report["text"]:
-                    problems.append(f"{where}: shows {text!r}")
-            for failed in failed_requests:
-                if failed.startswith(url):
-                    problems.append(f"{where}: failed to load {failed}")
-            mermaid_diagrams += report["diagrams"]
-            if report["isNotebook"]:
-                notebook_pages += 1
-                if not report["notebookImages"]:
-                    problems.append(f"{where}: a notebook page without any figure")
+        await in_lanes(browser, pages, check)
         await browser.close()
-    assert not problems, "\n".join(problems)
+    assert not problems, "\n".join(sorted(problems))
     assert notebook_pages >= 5, f"only {notebook_pages} notebook pages rendered"
     assert mermaid_diagrams >= 5, f"only {mermaid_diagrams} Mermaid diagrams rendered"
 
@@ -220,54 +265,66 @@ async def test_chinese_pages_render_in_chinese_with_cjk_glyphs():
     labels, translated = nav_translations()
     untranslated_labels = {label for label in labels if translated.get(label) != label}
     problems: list[str] = []
+
+    async def check(page: Page, path: str) -> None:
+        where = f"/zh/{path}"
+
+        def on_page_error(error: Error) -> None:
+            problems.append(f"{where}: script error: {error}")
+
+        page.on("pageerror", on_page_error)
+        try:
+            await check_page(page, path, where)
+        finally:
+            page.remove_listener("pageerror", on_page_error)
+
+    async def check_page(page: Page, path: str, where: str) -> None:
+        response = await page.goto(f"{url}/zh/{path}", wait_until="networkidle")
+        if response is None or response.status != 200:
+            problems.append(f"{where}: status {response and response.status}")
+            return
+        report = await page.evaluate(
+            """async (font) => {
+                await document.fonts.load(`16px "${font}"`, '连接');
+                const text = document.querySelector('.md-content').innerText;
+                return {
+                    lang: document.documentElement.lang,
+                    fontReady: document.fonts.check(`16px "${font}"`, '连接'),
+                    han: [...new Set(text.match(/\\p{Script=Han}/gu) || [])].slice(0, 30),
+                    nav: [...document.querySelectorAll(
+                        '.md-nav--primary .md-nav__link, .md-tabs__link')]
+                        .map(el => el.innerText.trim()).filter(Boolean),
+                    switcher: [...document.querySelectorAll('.md-header a[hreflang]')]
+                        .map(a => [a.hreflang, new URL(a.href).pathname]),
+                    html: document.documentElement.outerHTML,
+                };
+            }""",
+            CJK_FONT,
+        )
+        if report["lang"] != "zh":
+            problems.append(f"{where}: <html lang={report['lang']!r}>, not zh")
+        if not report["fontReady"]:
+            problems.append(f"{where}: the font {CJK_FONT!r} is not available")
+        han = report["han"] or ["连", "接"]  # a fallback English page: the nav is Chinese
+        glyphs = await page.evaluate(GLYPHS, han)
+        if glyphs["tofu"] or glyphs["distinct"] < len(han):
+            problems.append(f"{where}: no glyph for {glyphs['tofu']} in {glyphs['font']}")
+        if glyphs["width"] < 0.8 * glyphs["em"] * len(han):  # a CJK character is 1 em wide
+            problems.append(f"{where}: {han} rendered {glyphs['width']}px wide")
+        english_nav = sorted(set(report["nav"]) & untranslated_labels)
+        if english_nav:
+            problems.append(f"{where}: navigation not translated: {english_nav}")
+        if not any("\u4e00" <= ch <= "\u9fff" for label in report["nav"] for ch in label):
+            problems.append(f"{where}: no Chinese in the navigation {report['nav'][:5]}")
+        switcher = dict(report["switcher"])
+        if switcher.get("en") != f"/{path}" or switcher.get("zh") != f"/zh/{path}":
+            problems.append(f"{where}: language switcher {report['switcher']}")
+        for raw in ("--8<--", "<!-- generated:", "<!-- notebook-output:", "FactsError"):
+            if raw in report["html"]:
+                problems.append(f"{where}: shows {raw!r}")
+
     async with serve(static_site()) as url, async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = await browser.new_page()
-        page.on("pageerror", lambda e: problems.append(f"script error: {e}"))
-        for path in ZH_PAGES:
-            where = f"/zh/{path}"
-            response = await page.goto(f"{url}/zh/{path}", wait_until="networkidle")
-            if response is None or response.status != 200:
-                problems.append(f"{where}: status {response and response.status}")
-                continue
-            report = await page.evaluate(
-                """async (font) => {
-                    await document.fonts.load(`16px "${font}"`, '连接');
-                    const text = document.querySelector('.md-content').innerText;
-                    return {
-                        lang: document.documentElement.lang,
-                        fontReady: document.fonts.check(`16px "${font}"`, '连接'),
-                        han: [...new Set(text.match(/\\p{Script=Han}/gu) || [])].slice(0, 30),
-                        nav: [...document.querySelectorAll(
-                            '.md-nav--primary .md-nav__link, .md-tabs__link')]
-                            .map(el => el.innerText.trim()).filter(Boolean),
-                        switcher: [...document.querySelectorAll('.md-header a[hreflang]')]
-                            .map(a => [a.hreflang, new URL(a.href).pathname]),
-                        html: document.documentElement.outerHTML,
-                    };
-                }""",
-                CJK_FONT,
-            )
-            if report["lang"] != "zh":
-                problems.append(f"{where}: <html lang={report['lang']!r}>, not zh")
-            if not report["fontReady"]:
-                problems.append(f"{where}: the font {CJK_FONT!r} is not available")
-            han = report["han"] or ["连", "接"]  # a fallback English page: the nav is Chinese
-            glyphs = await page.evaluate(GLYPHS, han)
-            if glyphs["tofu"] or glyphs["distinct"] < len(han):
-                problems.append(f"{where}: no glyph for {glyphs['tofu']} in {glyphs['font']}")
-            if glyphs["width"] < 0.8 * glyphs["em"] * len(han):  # a CJK character is 1 em wide
-                problems.append(f"{where}: {han} rendered {glyphs['width']}px wide")
-            english_nav = sorted(set(report["nav"]) & untranslated_labels)
-            if english_nav:
-                problems.append(f"{where}: navigation not translated: {english_nav}")
-            if not any("\u4e00" <= ch <= "\u9fff" for label in report["nav"] for ch in label):
-                problems.append(f"{where}: no Chinese in the navigation {report['nav'][:5]}")
-            switcher = dict(report["switcher"])
-            if switcher.get("en") != f"/{path}" or switcher.get("zh") != f"/zh/{path}":
-                problems.append(f"{where}: language switcher {report['switcher']}")
-            for raw in ("--8<--", "<!-- generated:", "<!-- notebook-output:", "FactsError"):
-                if raw in report["html"]:
-                    problems.append(f"{where}: shows {raw!r}")
+        await in_lanes(browser, ZH_PAGES, check)
         await browser.close()
-    assert not problems, "\n".join(problems)
+    assert not problems, "\n".join(sorted(problems))

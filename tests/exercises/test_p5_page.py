@@ -16,9 +16,9 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from my_chat.events import Message, message_frame
-from my_chat.serve import free_port
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS
 from tests.exercises.p5_client import Server, running
+from tests.ports import free_port
 
 # One Chromium for the module, so the browser, the server and the tests share one loop.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
