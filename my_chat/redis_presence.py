@@ -118,6 +118,9 @@ class RedisPresence:
                 self._next_read = None  # from here on, new streams wait for a later read
             try:
                 result.set_result(await self.online_users())
+            except asyncio.CancelledError:
+                result.cancel()  # stopping: the streams waiting for it are told, not left
+                raise
             except Exception as error:
                 result.set_exception(error)
                 result.exception()  # retrieved: every stream that waited may be gone
