@@ -362,7 +362,7 @@ async def measure_size(
                 args.broadcasts,
                 f"{label} chat",
             )
-        if args.ramp and target.name != AIOHTTP_FLOOR:  # the floor is for connect and memory
+        if args.ramp and target.name != AIOHTTP_FLOOR:  # the floor: connect, memory, fan-out
             result["ramp"] = await ramp(
                 pool, server, target.broadcaster(session, server.base_url), new_phase, args, label
             )

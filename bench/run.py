@@ -80,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--targets",
         default=",".join(TARGET_NAMES),
-        help="servers to measure (%(default)s); aiohttp: connect and memory only",
+        help="servers to measure (%(default)s); aiohttp: no ramp, no chat stage",
     )
     parser.add_argument(
         "--broadcasts",
