@@ -209,7 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="redis://host:port/db to share one chat between processes",
     )
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop if installed")
-    parser.add_argument("--log-level", default=defaults.log_level, choices=LOG_LEVELS)
+    parser.add_argument(
+        "--log-level",
+        default=defaults.log_level,
+        choices=LOG_LEVELS,
+        help="my_chat's log level; debug adds a line per stream opened and closed (%(default)s)",
+    )
     return parser
 
 
@@ -265,11 +270,14 @@ def main(argv: list[str] | None = None) -> None:
         # One plain line, no traceback: the message names the setting and where it came from.
         print(f"python -m my_chat: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    level = logging.getLevelName(settings.log_level.upper())
+    # Libraries stay at info even then: aiosqlite's debug level is a line per query.
     logging.basicConfig(
-        level=settings.log_level.upper(),
+        level=max(level, logging.INFO),
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    logger.setLevel(level)
     if settings.uvloop:
         import uvloop
 

@@ -51,6 +51,7 @@ class Client:
         "_buffer_limit",
         "_chunked",
         "_gathered",
+        "_head",
         "_pending",
         "_replayed_through",
         "_transport",
@@ -69,10 +70,14 @@ class Client:
         *,
         chunked: bool = True,
         buffer_limit: int = 256 * 1024,
+        head: bytes | None = None,
     ) -> None:
         self.id = connection_id
         self.user = user
         self._transport = transport
+        # The response's status line and headers, if they wait to leave with the first frame:
+        # one system call per connect instead of two (see connection.EventStreamResponse).
+        self._head = head
         self._chunked = chunked
         self._buffer_limit = buffer_limit
         # Set when the stream must end: shutdown, too slow, or the client went away.
@@ -119,7 +124,10 @@ class Client:
         if transport.get_write_buffer_size() > self._buffer_limit:
             self._close_slow()
             return False
-        transport.write(frame.chunk if self._chunked else frame.payload)
+        data = frame.chunk if self._chunked else frame.payload
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        transport.write(data)
         return True
 
     # --8<-- [end:connection-send]

@@ -19,6 +19,7 @@ import random
 import uuid
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 
 from my_chat.auth import authenticate_session
 from my_chat.client_manager import Client
@@ -47,6 +48,36 @@ STREAM_HEADERS = {
     # nginx and similar proxies buffer responses unless told not to; SSE must not wait.
     "X-Accel-Buffering": "no",
 }
+
+
+# --8<-- [start:head]
+class EventStreamResponse(web.StreamResponse):
+    """The response of ``GET /sse``: its head waits to leave with the first frames.
+
+    aiohttp sends a stream's status line and headers as soon as it is prepared, and the
+    first frames follow in a write of their own: two system calls, and two TCP segments for
+    the client to take in, for every connect. ``_send_headers_immediately`` is aiohttp's own
+    switch for holding the head back (its ``web.Response`` turns it off); ``take_head`` then
+    hands the held head to the connection, whose first write carries both.
+    """
+
+    _send_headers_immediately = False
+
+
+def take_head(writer: AbstractStreamWriter) -> bytes | None:
+    """The head ``writer`` holds back, taken out of it; None if it has none to give."""
+    # aiohttp (pinned in requirements.lock) keeps the held head in these two attributes;
+    # tests/test_connect_writes.py checks that it still does. Any other writer sends it now.
+    head = getattr(writer, "_headers_buf", None)
+    if isinstance(head, bytes) and getattr(writer, "_headers_written", None) is False:
+        writer._headers_buf = None
+        writer._headers_written = True
+        return head
+    writer.send_headers()
+    return None
+
+
+# --8<-- [end:head]
 
 
 def requested_last_event_id(request: web.Request) -> int | None:
@@ -128,12 +159,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
     last_event_id = requested_last_event_id(request)
     check_stream_caps(context, user)
 
-    response = web.StreamResponse(headers=STREAM_HEADERS)
+    response = EventStreamResponse(headers=STREAM_HEADERS)
     if request.version >= (1, 1):
         # Chunked on purpose: the connection writes ready-made chunks straight to the socket.
         response.enable_chunked_encoding()
-    # prepare() sends the status line and the headers. Every frame after them, the handler's
-    # own included, is written by the connection (Client.write), never by the response.
+    # prepare() makes the status line and the headers; the connection sends them with its
+    # first frame. Every frame, the handler's own included, is written by the connection
+    # (Client.write), never by the response.
     writer = await response.prepare(request)
     # The headers are sent: the dict of them need not live as long as the stream (about 1 KB).
     response.headers.clear()
@@ -143,11 +175,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
         request.transport,
         chunked=response.chunked,
         buffer_limit=context.settings.buffer_limit,
+        head=take_head(writer),
     )
     connection.session = session
     connection.start_replay()
     first_of_user = context.manager.register(connection)
-    logger.info("connect client=%s user=%s", connection.id, user)
+    # One line per stream only at debug level: at thousands of connects a second, a log line
+    # each is a tenth of a connect's CPU. Info has a line when a user comes and goes.
+    logger.debug("connect client=%s user=%s", connection.id, user)
     context.sessions.expiries.watch(connection, session.expires)
     # The handler is cancelled when the client goes away, but that cancellation can be lost
     # (rarely: seen with clients that close right after connecting, in Redis mode), and the
@@ -163,6 +198,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         # Client.write_in_turn); live frames wait behind them until finish_replay.
         await connection.write_in_turn(opening_frames(context, connection), writer.drain)
         if first_of_user:
+            logger.info("online user=%s client=%s", user, connection.id)
             await context.presence.user_online(user)
         # Who is online, for this stream only; the presence changes after it are held back
         # with the live frames, so the page applies them on top of this list, in order.
@@ -198,13 +234,14 @@ async def stream(request: web.Request) -> web.StreamResponse:
     finally:
         last_of_user = context.manager.unregister(connection)
         context.sessions.expiries.forget(connection)
-        logger.info(
+        logger.debug(
             "disconnect client=%s user=%s%s",
             connection.id,
             user,
             " (slow)" if connection.slow else "",
         )
         if last_of_user:
+            logger.info("offline user=%s client=%s", user, connection.id)
             try:
                 await context.presence.user_offline(user)
             except Exception:

@@ -6,6 +6,8 @@ one it saw as ``Last-Event-ID``, and ``replay`` sends exactly what came after it
 
 from __future__ import annotations
 
+import asyncio
+import bisect
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
@@ -54,6 +56,10 @@ class LatestWindow:
     # private message has a frame of its own (several KB), so fewer of those are kept.
     MAX_VIEWERS = 10_000
     MAX_PRIVATE_ANSWERS = 1_000
+    # Resumes (``after``): the messages delivered lately, every one of them, for topping up a
+    # shared store answer; and at most this many shared answers.
+    RECENT = 1_000
+    MAX_RESUME_READS = 10_000
 
     def __init__(self, count: int) -> None:
         self.count = count
@@ -67,9 +73,23 @@ class LatestWindow:
         self._by_viewer: dict[str, Block] = {}  # viewer -> the store's answer
         self._shared: dict[tuple[int, int, int], Frame] = {}  # room-only answers, by ids
         self._private_viewers: set[str] = set()  # whose kept answer holds a private message
+        # Every message this process delivered, in id order, since the one after
+        # ``_recent_from`` (older ones are dropped in bulk past 2 * RECENT).
+        self._recent: list[Message] = []
+        self._recent_from = 0
+        self._last_delivered = 0
+        # Resumes: (viewer, last id) -> the read of the store that answers it (see ``after``).
+        self._resume_reads: dict[tuple[str, int], asyncio.Task[tuple[list[Message], int]]] = {}
+        self._resets = 0
 
     def delivered(self, message: Message) -> None:
         self.generation += 1
+        self._last_delivered = message.id
+        recent = self._recent
+        recent.append(message)
+        if len(recent) > 2 * self.RECENT:
+            self._recent_from = recent[-self.RECENT - 1].id
+            del recent[: -self.RECENT]
         if self._first_seen is None:
             self._first_seen = message.id
         if message.to is None:
@@ -85,6 +105,10 @@ class LatestWindow:
 
     def reset(self) -> None:
         self.generation += 1
+        self._resets += 1
+        self._resume_reads.clear()
+        self._recent.clear()
+        self._recent_from = self._last_delivered
         self._room.clear()
         self._newest_private.clear()
         self._first_seen = None
@@ -128,6 +152,72 @@ class LatestWindow:
         if self._block is None:
             self._block = Block(messages_frame(room), room[-1].id, len(room))
         return self._block
+
+    # --8<-- [start:resume]
+    async def after(
+        self, store: MessageStore, viewer: str, last_id: int, limit: int
+    ) -> list[Message]:
+        """What ``store.after(last_id, viewer, limit)`` would answer now, with one read of
+        the store shared by every stream of ``viewer`` that resumes from ``last_id``.
+
+        After a restart every stream resumes at once, most from the same id: a read each
+        would queue thousands of identical queries on the store's one thread. A shared read
+        may be older than the stream that uses it, and messages delivered since are missing
+        from it; but every message with an id above ``through`` (the last id this process
+        had delivered when the read was made) is in the list of recent deliveries, so the
+        answer is the read plus those the viewer may see. Messages delivered after the
+        stream registered come live as well; ``Client.finish_replay`` drops the repeats.
+        """
+        key = (viewer, last_id)
+        read = self._resume_reads.get(key)
+        if read is not None and read.done():
+            failed = read.cancelled() or read.exception() is not None
+            if failed or read.result()[1] < self._recent_from:
+                read = None  # it failed, or deliveries it needs were dropped: read again
+        if read is None:
+            if len(self._resume_reads) >= self.MAX_RESUME_READS:
+                self._resume_reads.clear()
+            read = asyncio.ensure_future(self._read_after(store, viewer, last_id, limit))
+            read.add_done_callback(_retrieve)
+            self._resume_reads[key] = read
+        batch, through = await asyncio.shield(read)
+        if through < self._recent_from:
+            return await store.after(last_id, viewer, limit)  # dropped while we waited
+        newest = max(through, batch[-1].id if batch else last_id)
+        recent = self._recent
+        start = bisect.bisect_right(recent, newest, key=_message_id)
+        later = [m for m in recent[start:] if m.to is None or viewer in (m.sender, m.to)]
+        return (batch + later)[:limit] if later else batch[:limit]
+
+    async def _read_after(
+        self, store: MessageStore, viewer: str, last_id: int, limit: int
+    ) -> tuple[list[Message], int]:
+        through, resets = self._last_delivered, self._resets
+        try:
+            batch = await store.after(last_id, viewer, limit)
+        except BaseException:
+            self._forget_read(viewer, last_id)
+            raise
+        if resets != self._resets:  # retention deleted messages meanwhile: not for sharing
+            self._forget_read(viewer, last_id)
+        return batch, through
+
+    def _forget_read(self, viewer: str, last_id: int) -> None:
+        key = (viewer, last_id)
+        if self._resume_reads.get(key) is asyncio.current_task():
+            del self._resume_reads[key]
+
+    # --8<-- [end:resume]
+
+
+def _message_id(message: Message) -> int:
+    return message.id
+
+
+def _retrieve(read: asyncio.Task) -> None:
+    """Collect a shared read's failure even if every stream waiting for it went away."""
+    if not read.cancelled():
+        read.exception()
 
 
 MaySee = Callable[[Message, str], bool]
@@ -177,7 +267,10 @@ async def replay(
         return batch[-1].id if batch else 0
     if replay_max > 0:
         # One read of at most replay_max + 1 messages tells "all of it" from "too far behind".
-        batch = _through(await store.after(last_event_id, viewer, replay_max + 1), upto)
+        if window is not None and upto is None:  # shared by the streams resuming from here
+            batch = await window.after(store, viewer, last_event_id, replay_max + 1)
+        else:
+            batch = _through(await store.after(last_event_id, viewer, replay_max + 1), upto)
         if len(batch) > replay_max:
             await connection.write_in_turn(recovered_frame(last_event_id, replay_max), drain)
             return await replay(store, connection, may_see, None, count, drain=drain, upto=upto)

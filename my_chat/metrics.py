@@ -230,6 +230,11 @@ class ReplayCountingStore:
             self._replay_messages.observe(len(batch))
         return batch
 
+    @property
+    def uncounted(self) -> Any:
+        """The store itself, for a read that is counted elsewhere."""
+        return self._store
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
@@ -247,6 +252,14 @@ class ReplayCountingWindow:
         if block is not None:
             self._replay_messages.observe(block.messages)
         return block
+
+    async def after(self, store: Any, viewer: str, last_id: int, limit: int) -> list:
+        """A resume's read, counted once per stream, shared or not (``LatestWindow.after``)."""
+        store = getattr(store, "uncounted", store)
+        batch = await self._window.after(store, viewer, last_id, limit)
+        if batch:
+            self._replay_messages.observe(len(batch))
+        return batch
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._window, name)

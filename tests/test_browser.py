@@ -62,6 +62,9 @@ class ChatServer(ChildServer):
             # A short `retry:` keeps the restart test quick; the page does not depend on it.
             "--retry-ms",
             "500",
+            # A line per stream opened: the watchdog test counts them.
+            "--log-level",
+            "debug",
             *args,
         ]
         super().__init__(

@@ -69,7 +69,9 @@ async def test_sigterm_tells_every_stream_to_reconnect(server_process):
             await asyncio.wait_for(stream.ended.wait(), 5)
         assert loop.time() - started < 4  # closed promptly, not after a long drain
         assert await asyncio.to_thread(process.process.wait, 10) == 0
-        assert "disconnect client=" in process.log()
+        log = process.log()
+        for n in range(3):  # each user's last stream ended: one info line each
+            assert f"offline user=user{n} client=" in log, log
 
 
 class ResumingReader:
