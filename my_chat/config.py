@@ -15,11 +15,13 @@ class Settings:
     # Heartbeats, in seconds; fractions work so tests and notebooks can run them fast.
     periodic_interval: float = 30.0
     healthcheck_interval: float = 90.0
-    # The reconnection delay sent as ``retry:`` and the one suggested on shutdown.
-    retry_ms: int = 3000
+    # The reconnection delay sent as ``retry:`` and the one suggested on shutdown. Browsers
+    # wait 3 s when told nothing; a restart takes about 1 s here, so 3 s would be mostly
+    # waiting (appendix-performance.md#jitter).
+    retry_ms: int = 1000
     # Up to this many ms added at random to each stream's retry (0: none), so that after a
     # restart the streams do not all come back in the same instant.
-    retry_jitter_ms: int = 0
+    retry_jitter_ms: int = 1000
 
     # Outgoing bytes a connection may have waiting before it counts as too slow and is closed.
     buffer_limit: int = 256 * 1024
@@ -50,7 +52,7 @@ class Settings:
     keepalive_timeout: float = 75.0
     # A user whose last stream closes is announced offline only after this many seconds, so
     # a reconnection in between announces nothing; changes go out at most once per window.
-    # The grace outlasts the reconnection delay a page is told (retry_ms, 3 s).
+    # The grace outlasts the reconnection delay a page is told (retry_ms plus jitter, 2 s).
     presence_grace: float = 5.0
     presence_window: float = 0.25
     # --- end of issue 11 items 2 and 4 ---
@@ -83,6 +85,8 @@ class Settings:
 
     exercises: bool = False
     redis_url: str | None = None
+    # my_chat's log level; "debug" adds a line per stream opened and closed (libraries stay
+    # at info).
     log_level: str = "info"
     uvloop: bool = False
 

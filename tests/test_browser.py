@@ -62,6 +62,8 @@ class ChatServer(ChildServer):
             # A short `retry:` keeps the restart test quick; the page does not depend on it.
             "--retry-ms",
             "500",
+            "--retry-jitter-ms",
+            "0",
             # A line per stream opened: the watchdog test counts them.
             "--log-level",
             "debug",

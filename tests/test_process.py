@@ -56,7 +56,9 @@ def test_a_port_in_use_is_a_clear_error(server_process, tmp_path):
 
 
 async def test_sigterm_tells_every_stream_to_reconnect(server_process):
-    process = server_process("--retry-ms", "1500", "--signup-per-minute", "0")
+    process = server_process(
+        "--retry-ms", "1500", "--retry-jitter-ms", "0", "--signup-per-minute", "0"
+    )
     async with client_session() as session:
         users = [await ChatClient(process.url, session).signup(f"user{n}") for n in range(3)]
         streams = [await user.open_stream() for user in users]

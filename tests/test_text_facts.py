@@ -70,8 +70,8 @@ CLAIMS: list[tuple[str, str, Callable[[], tuple[float, ...]]]] = [
     ),
     (
         "chapters/02-sse-in-depth.md",
-        r"waits retry = (\d+) ms",
-        lambda: (DEFAULTS.retry_ms,),
+        r"waits retry = (\d+) ms \+ up to (\d+) ms",
+        lambda: (DEFAULTS.retry_ms, DEFAULTS.retry_jitter_ms),
     ),
     (
         "chapters/04-gateway-module-by-module.md",
@@ -105,8 +105,8 @@ CLAIMS: list[tuple[str, str, Callable[[], tuple[float, ...]]]] = [
     ),
     (
         "chapters/appendix-scaling-out.md",
-        r"waits retry \((\d+) s\)",
-        lambda: (DEFAULTS.retry_ms / 1000,),
+        r"waits retry \((\d+) to (\d+) s\)",
+        lambda: (DEFAULTS.retry_ms / 1000, (DEFAULTS.retry_ms + DEFAULTS.retry_jitter_ms) / 1000),
     ),
     (
         "chapters/appendix-scaling-out.md",
@@ -220,7 +220,7 @@ def test_the_settings_table_has_every_setting_with_its_default_and_a_description
         "comment above the field in my_chat/config.py, or describe it in tools/facts.en.toml"
     )
     by_name = {row[0]: row for row in rows}
-    assert by_name["`retry_ms`"][2] == "3000" == str(DEFAULTS.retry_ms)
+    assert by_name["`retry_ms`"][2] == "1000" == str(DEFAULTS.retry_ms)
     assert by_name["`buffer_limit`"][2] == "262,144 (256 KiB)"
     assert by_name["`history_on_connect`"][1] == "`--history`"
 
