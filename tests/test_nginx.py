@@ -438,7 +438,16 @@ async def test_a_browser_moves_to_the_other_process_after_kill_9(
         processes = [
             await asyncio.to_thread(
                 server_process,
-                *("--redis", redis.url, "--history", "0", "--retry-ms", "500"),
+                *(
+                    "--redis",
+                    redis.url,
+                    "--history",
+                    "0",
+                    "--retry-ms",
+                    "500",
+                    "--retry-jitter-ms",
+                    "0",
+                ),
                 *("--periodic-interval", "0.5", "--healthcheck-interval", "1"),
                 data_dir=tmp_path / f"chat-{n}",
                 env={"MY_CHAT_JWT_SECRET": JWT_SECRET, "MY_CHAT_PRESENCE_TTL": "1.5"},
