@@ -181,7 +181,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     connection.start_replay()
     first_of_user = context.manager.register(connection)
     # One line per stream only at debug level: at thousands of connects a second, a log line
-    # each is a tenth of a connect's CPU. Info has a line when a user comes and goes.
+    # each was about a sixth of a connect's CPU. Info has a line when a user comes and goes.
     logger.debug("connect client=%s user=%s", connection.id, user)
     context.sessions.expiries.watch(connection, session.expires)
     # The handler is cancelled when the client goes away, but that cancellation can be lost

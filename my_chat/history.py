@@ -57,9 +57,13 @@ class LatestWindow:
     MAX_VIEWERS = 10_000
     MAX_PRIVATE_ANSWERS = 1_000
     # Resumes (``after``): the messages delivered lately, every one of them, for topping up a
-    # shared store answer; and at most this many shared answers.
+    # shared store answer. Only answers of at most MAX_SHARED_BATCH messages are kept, and at
+    # most MAX_KEPT_MESSAGES in all (past it they are all dropped at once): resumes a client
+    # makes up, from many ids far back, cannot fill the memory.
     RECENT = 1_000
     MAX_RESUME_READS = 10_000
+    MAX_SHARED_BATCH = 100
+    MAX_KEPT_MESSAGES = 10_000
 
     def __init__(self, count: int) -> None:
         self.count = count
@@ -80,6 +84,7 @@ class LatestWindow:
         self._last_delivered = 0
         # Resumes: (viewer, last id) -> the read of the store that answers it (see ``after``).
         self._resume_reads: dict[tuple[str, int], asyncio.Task[tuple[list[Message], int]]] = {}
+        self._kept_messages = 0  # in the finished reads of _resume_reads
         self._resets = 0
 
     def delivered(self, message: Message) -> None:
@@ -106,7 +111,7 @@ class LatestWindow:
     def reset(self) -> None:
         self.generation += 1
         self._resets += 1
-        self._resume_reads.clear()
+        self._forget_resume_reads()
         self._recent.clear()
         self._recent_from = self._last_delivered
         self._room.clear()
@@ -171,12 +176,14 @@ class LatestWindow:
         key = (viewer, last_id)
         read = self._resume_reads.get(key)
         if read is not None and read.done():
-            failed = read.cancelled() or read.exception() is not None
-            if failed or read.result()[1] < self._recent_from:
-                read = None  # it failed, or deliveries it needs were dropped: read again
+            if read.cancelled() or read.exception() is not None:
+                read = None  # cancelled before it ran (a read that failed removes itself)
+            elif read.result()[1] < self._recent_from:  # deliveries it needs were dropped
+                self._kept_messages -= len(read.result()[0])
+                read = None
         if read is None:
             if len(self._resume_reads) >= self.MAX_RESUME_READS:
-                self._resume_reads.clear()
+                self._forget_resume_reads()
             read = asyncio.ensure_future(self._read_after(store, viewer, last_id, limit))
             read.add_done_callback(_retrieve)
             self._resume_reads[key] = read
@@ -198,14 +205,23 @@ class LatestWindow:
         except BaseException:
             self._forget_read(viewer, last_id)
             raise
-        if resets != self._resets:  # retention deleted messages meanwhile: not for sharing
+        if resets != self._resets or len(batch) > self.MAX_SHARED_BATCH:
+            # Retention deleted messages meanwhile, or the answer is too long to keep.
             self._forget_read(viewer, last_id)
+        elif self._resume_reads.get((viewer, last_id)) is asyncio.current_task():
+            self._kept_messages += len(batch)
+            if self._kept_messages > self.MAX_KEPT_MESSAGES:
+                self._forget_resume_reads()
         return batch, through
 
     def _forget_read(self, viewer: str, last_id: int) -> None:
         key = (viewer, last_id)
         if self._resume_reads.get(key) is asyncio.current_task():
             del self._resume_reads[key]
+
+    def _forget_resume_reads(self) -> None:
+        self._resume_reads.clear()
+        self._kept_messages = 0
 
     # --8<-- [end:resume]
 

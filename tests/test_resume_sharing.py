@@ -44,6 +44,16 @@ async def ids_until(stream, last: int) -> list[int]:
     return ids
 
 
+async def assert_resume_gets_what_it_missed(client, resume_from: int, last: int) -> None:
+    """A new stream of ``client`` resuming after ``resume_from`` gets, up to ``last``,
+    exactly the messages the store says it may see, in order."""
+    stream = await client.open_stream(last_event_id=resume_from)
+    try:
+        assert await ids_until(stream, last) == await visible_after(client, resume_from)
+    finally:
+        stream.close()
+
+
 async def test_resumes_from_one_id_share_a_read_and_miss_nothing(server, store_reads):
     alice, bob, carol = [await server.user(name) for name in ("alice", "bob", "carol")]
     resume_from = (await alice.send("seen by everyone"))["id"]
@@ -76,11 +86,7 @@ async def test_resumes_from_one_id_share_a_read_and_miss_nothing(server, store_r
     assert store_reads[("alice", resume_from)] == 1  # one read for all eight
 
     # The server is whole: carol resumes from the same id and gets her own view.
-    stream = await carol.open_stream(last_event_id=resume_from)
-    try:
-        assert await ids_until(stream, last) == await visible_after(carol, resume_from)
-    finally:
-        stream.close()
+    await assert_resume_gets_what_it_missed(carol, resume_from, last)
 
 
 async def test_a_shared_read_older_than_the_recent_list_is_made_again(
@@ -97,11 +103,7 @@ async def test_a_shared_read_older_than_the_recent_list_is_made_again(
         await bob.send(f"later {n}", to="alice" if n % 2 else None)
     last = (await bob.send("last"))["id"]
 
-    again = await alice.open_stream(last_event_id=resume_from)
-    try:
-        assert await ids_until(again, last) == await visible_after(alice, resume_from)
-    finally:
-        again.close()
+    await assert_resume_gets_what_it_missed(alice, resume_from, last)
     assert store_reads[("alice", resume_from)] == 2
 
 
@@ -114,9 +116,29 @@ async def test_after_retention_a_resume_reads_the_store_again(server, store_read
 
     server.context.broker.latest_window.reset()  # what the retention sweep does
     last = (await bob.send("third"))["id"]
-    again = await alice.open_stream(last_event_id=resume_from)
-    try:
-        assert await ids_until(again, last) == await visible_after(alice, resume_from)
-    finally:
-        again.close()
+    await assert_resume_gets_what_it_missed(alice, resume_from, last)
     assert store_reads[("alice", resume_from)] == 2
+
+
+async def test_long_answers_are_not_kept_and_the_kept_ones_are_bounded(
+    server, store_reads, monkeypatch
+):
+    """Resumes from ids far back, made up by a client, cannot fill the memory."""
+    monkeypatch.setattr(LatestWindow, "MAX_SHARED_BATCH", 3)
+    monkeypatch.setattr(LatestWindow, "MAX_KEPT_MESSAGES", 5)
+    alice, bob = await server.user("alice"), await server.user("bob")
+    ids = [(await bob.send(f"m{n}"))["id"] for n in range(6)]
+    window = server.context.broker.latest_window
+
+    # Six messages after ids[0] - 1: longer than MAX_SHARED_BATCH, so read each time.
+    for _ in range(2):
+        await assert_resume_gets_what_it_missed(alice, ids[0] - 1, ids[-1])
+    assert store_reads[("alice", ids[0] - 1)] == 2
+
+    # Three, then two: kept (5 in all); one more kept answer goes past 5, and all are dropped.
+    for resume_from in (ids[2], ids[3], ids[3], ids[4]):
+        await assert_resume_gets_what_it_missed(alice, resume_from, ids[-1])
+    assert store_reads[("alice", ids[3])] == 1  # the second resume shared the first one's read
+    assert window._kept_messages == 0 and not window._resume_reads
+    await assert_resume_gets_what_it_missed(alice, ids[2], ids[-1])
+    assert store_reads[("alice", ids[2])] == 2  # dropped with the rest: read again

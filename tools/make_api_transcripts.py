@@ -90,7 +90,8 @@ def running_server(folder: Path) -> Iterator[int]:
     env.pop("MY_CHAT_DATA_DIR", None)
     port = free_port()
     server = ChildServer(
-        chat_command(port, folder / "var", "--log-level", "warning"),
+        # No jitter on retry:, so that the transcript is the same from run to run.
+        chat_command(port, folder / "var", "--log-level", "warning", "--retry-jitter-ms", "0"),
         port=port,
         log_path=folder.parent / "server.log",
         env=env,
