@@ -226,8 +226,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
     except ConnectionError:
         pass  # the client went away mid-write; finally cleans up
     except Exception:
-        # The headers are out, so no JSON error can follow. Cut the connection instead of
-        # leaving a silent stream: the browser then reconnects with Last-Event-ID.
+        # No JSON error can follow: the head is out, or held for the first frames (then the
+        # client gets no answer at all). Cut the connection instead of leaving a silent
+        # stream: the browser then reconnects with Last-Event-ID.
         logger.exception("stream failed for client=%s user=%s; closing it", connection.id, user)
         if request.transport is not None:
             request.transport.abort()

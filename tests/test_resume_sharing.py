@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import aiohttp
 import pytest
 
 from my_chat.history import LatestWindow
@@ -130,10 +131,11 @@ async def test_long_answers_are_not_kept_and_the_kept_ones_are_bounded(
     ids = [(await bob.send(f"m{n}"))["id"] for n in range(6)]
     window = server.context.broker.latest_window
 
-    # Six messages after ids[0] - 1: longer than MAX_SHARED_BATCH, so read each time.
+    # Four messages after ids[1]: longer than MAX_SHARED_BATCH (though within the budget),
+    # so read each time.
     for _ in range(2):
-        await assert_resume_gets_what_it_missed(alice, ids[0] - 1, ids[-1])
-    assert store_reads[("alice", ids[0] - 1)] == 2
+        await assert_resume_gets_what_it_missed(alice, ids[1], ids[-1])
+    assert store_reads[("alice", ids[1])] == 2
 
     # Three, then two: kept (5 in all); one more kept answer goes past 5, and all are dropped.
     for resume_from in (ids[2], ids[3], ids[3], ids[4]):
@@ -142,3 +144,32 @@ async def test_long_answers_are_not_kept_and_the_kept_ones_are_bounded(
     assert window._kept_messages == 0 and not window._resume_reads
     await assert_resume_gets_what_it_missed(alice, ids[2], ids[-1])
     assert store_reads[("alice", ids[2])] == 2  # dropped with the rest: read again
+
+
+async def test_a_failed_read_is_not_shared_and_the_next_resume_works(
+    server, store_reads, monkeypatch
+):
+    """The store fails: that stream is cut, and the next resume reads afresh."""
+    alice, bob = await server.user("alice"), await server.user("bob")
+    resume_from = (await alice.send("first"))["id"]
+    last = (await bob.send("second"))["id"]
+    store = server.context.store.uncounted
+    counting = type(store).after
+    # Twice: aiohttp's client sends a GET again, once, when the server closes without an answer.
+    failures = [OSError("disk gone"), OSError("disk gone")]
+
+    async def failing_once(self, last_id: int, viewer: str, limit: int):
+        if failures:
+            raise failures.pop()
+        return await counting(self, last_id, viewer, limit)
+
+    monkeypatch.setattr(type(store), "after", failing_once)
+    # The head waits for the first frames, so the stream is cut before any answer.
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        await alice.open_stream(last_event_id=resume_from)
+    assert not failures and not server.context.broker.latest_window._resume_reads
+
+    await assert_resume_gets_what_it_missed(alice, resume_from, last)
+    assert store_reads[("alice", resume_from)] == 1  # the read after the failure
+    status, body = await alice.request("GET", "/api/me")
+    assert status == 200, body
