@@ -178,9 +178,11 @@ class LatestWindow:
         if read is not None and read.done():
             if read.cancelled() or read.exception() is not None:
                 read = None  # cancelled before it ran (a read that failed removes itself)
-            elif read.result()[1] < self._recent_from:  # deliveries it needs were dropped
-                self._kept_messages -= len(read.result()[0])
-                read = None
+            else:
+                kept, through = read.result()
+                if through < self._recent_from:  # deliveries it needs were dropped
+                    self._kept_messages -= len(kept)
+                    read = None
         if read is None:
             if len(self._resume_reads) >= self.MAX_RESUME_READS:
                 self._forget_resume_reads()
