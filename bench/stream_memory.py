@@ -50,7 +50,7 @@ import psutil
 
 from bench.common import PASSWORD, log
 from bench.processes import WorkerPool, raise_open_file_limit
-from my_chat.serve import free_port
+from my_chat.serve import free_port, tune_garbage_collector
 
 # (component, path fragment, function names, text on the line; None matches any): the first
 # frame of an allocation's traceback, from the innermost out, that matches names its part.
@@ -276,10 +276,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         await pool.start()
         try:
             tokens = await sign_up(f"http://127.0.0.1:{port}", args.accounts, args.history)
-            # As python -m my_chat does once it serves.
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(20_000, 20, 20)
+            tune_garbage_collector()  # as python -m my_chat does once it serves
             await asyncio.sleep(0.5)
             process = psutil.Process()
             trace = not args.no_trace and not args.profile

@@ -76,11 +76,13 @@ class Target:
             ready = "/api/status"
         elif self.name == AIOHTTP_FLOOR:
             # What aiohttp itself costs: a handler that only opens the stream, no sign-in,
-            # history or presence. my_chat cannot connect faster than this.
+            # history or presence, with my_chat's garbage-collector settings (runs before
+            # 2026-12-02 23:30 UTC ran it on Python's defaults). my_chat cannot be faster.
             argv = [
                 sys.executable,
                 "-m",
                 "bench.variants",
+                "--tuned-gc",
                 "--serve",
                 "baseline-uvloop" if self.uvloop else "baseline",
                 "--host",

@@ -60,7 +60,7 @@ from my_chat.client_manager import Client, ClientManager
 from my_chat.config import Settings
 from my_chat.connection import STREAM_HEADERS
 from my_chat.events import Frame, as_frame
-from my_chat.serve import free_port
+from my_chat.serve import free_port, tune_garbage_collector
 from my_chat.sse import encode_event
 
 BUFFER_LIMIT = Settings().buffer_limit  # my_chat's own: 256 KiB
@@ -284,13 +284,15 @@ def variant_app(variant: Variant) -> web.Application:
     return app
 
 
-async def serve_variant(variant: Variant, host: str, port: int) -> None:
+async def serve_variant(variant: Variant, host: str, port: int, tuned_gc: bool = False) -> None:
     # As my_chat's own run(): cancel a stream's handler when its client goes away.
     runner = web.AppRunner(
         variant_app(variant), handler_cancellation=True, shutdown_timeout=1.0, access_log=None
     )
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=4096).start()
+    if tuned_gc:
+        tune_garbage_collector()
     print(f"{variant.name} listening on http://{host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -302,15 +304,15 @@ async def serve_variant(variant: Variant, host: str, port: int) -> None:
         await runner.cleanup()
 
 
-def run_server(name: str, host: str, port: int) -> int:
+def run_server(name: str, host: str, port: int, tuned_gc: bool = False) -> int:
     variant = VARIANTS[name]
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     if variant.uvloop:
         import uvloop
 
-        uvloop.run(serve_variant(variant, host, port))
+        uvloop.run(serve_variant(variant, host, port, tuned_gc))
     else:
-        asyncio.run(serve_variant(variant, host, port))
+        asyncio.run(serve_variant(variant, host, port, tuned_gc))
     return 0
 
 
@@ -652,6 +654,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--serve", choices=sorted(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    # With --serve: the garbage collector set as python -m my_chat sets it (aiohttp's floor).
+    parser.add_argument("--tuned-gc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.variant_list = [v for v in args.variants.split(",") if v]
     args.slow_list = [v for v in args.slow_variants.split(",") if v]
@@ -664,7 +668,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve:
-        return run_server(args.serve, args.host, args.port)
+        return run_server(args.serve, args.host, args.port, args.tuned_gc)
     raise_open_file_limit(args.size + 256)
     command = "python -m bench.variants " + shlex.join(sys.argv[1:] if argv is None else argv)
     timings = in_process_timings(args.size)

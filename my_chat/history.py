@@ -25,11 +25,18 @@ async def no_wait() -> None:
 
 # --8<-- [start:replay]
 class Block(NamedTuple):
-    """A history ready to write: its frame, the last id in it, and how many messages."""
+    """A history ready to write: its frame, the last id in it, and how many messages.
 
-    frame: Frame
+    An empty history (a new server, or a viewer with nothing to see yet) has no frame."""
+
+    frame: Frame | None
     last_id: int
     messages: int
+
+
+# The store had nothing for this viewer: kept too, or a new server would ask the store once
+# per stream, not once per user, until the first message.
+EMPTY = Block(None, 0, 0)
 
 
 class LatestWindow:
@@ -126,13 +133,21 @@ class LatestWindow:
             self._shared.clear()
             self._private_viewers.clear()
 
-    def remember(self, viewer: str, generation: int, batch: list[Message], frame: Frame) -> None:
+    def remember(
+        self, viewer: str, generation: int, batch: list[Message], frame: Frame | None
+    ) -> None:
         """Keep the store's answer ``batch`` (as ``frame``) for ``viewer``'s next streams, if
         no message was delivered since ``generation`` was read (before the store was asked)."""
-        if generation != self.generation or not batch:
+        if generation != self.generation:
             return
         if len(self._by_viewer) >= self.MAX_VIEWERS:
             self._forget_answers()
+        if not batch:
+            self._by_viewer[viewer] = EMPTY
+            self._private_viewers.discard(viewer)
+            return
+        if frame is None:
+            return  # not what the store answered: never kept
         if all(m.to is None for m in batch):
             key = (batch[0].id, batch[-1].id, len(batch))
             frame = self._shared.setdefault(key, frame)
@@ -272,15 +287,16 @@ async def replay(
         else:
             cached = window.block_for(viewer)
             if cached is not None:  # the same frame for every such viewer: no query, no join
-                await connection.write_in_turn(cached.frame, drain)
+                if cached.frame is not None:
+                    await connection.write_in_turn(cached.frame, drain)
                 return cached.last_id
             generation = window.generation
         batch = await _latest(store, viewer, count, upto) if count > 0 else []
         visible = [m for m in batch if may_see(m, viewer)]
-        if visible:
-            frame = messages_frame(visible)
-            if window is not None and len(visible) == len(batch):
-                window.remember(viewer, generation, batch, frame)
+        frame = messages_frame(visible) if visible else None
+        if window is not None and len(visible) == len(batch):
+            window.remember(viewer, generation, batch, frame)
+        if frame is not None:
             await connection.write_in_turn(frame, drain)
         return batch[-1].id if batch else 0
     if replay_max > 0:

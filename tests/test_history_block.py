@@ -168,3 +168,44 @@ def test_few_answers_with_a_private_message_are_kept(monkeypatch):
     ]
     assert all(window.block_for(f"quiet{n}") is not None for n in range(4))
     assert len({id(window.block_for(f"quiet{n}").frame) for n in range(4)}) == 1
+
+
+async def test_an_empty_history_is_kept_too_until_the_first_message(make_server, monkeypatch):
+    """A new server has nothing to replay: each user's streams ask the store once, not each
+    stream (at 10,000 streams that was a store read per connect), and a message to a user
+    makes their next stream ask again."""
+    async with make_server(history_on_connect=COUNT) as server:
+        store = server.context.store.uncounted
+        reads: dict[str, int] = {}
+        original = type(store).latest
+
+        async def counting(self, viewer: str, limit: int):
+            reads[viewer] = reads.get(viewer, 0) + 1
+            return await original(self, viewer, limit)
+
+        monkeypatch.setattr(type(store), "latest", counting)
+        alice, bob, carol = [await server.user(name) for name in ("alice", "bob", "carol")]
+        streams = [await alice.open_stream() for _ in range(4)]
+        streams += [await bob.open_stream() for _ in range(3)]
+        try:
+            secret = await bob.send("for alice", to="alice")
+            # Nothing was replayed: the first message each stream gets is the live one.
+            for stream in streams:
+                assert [m["id"] for m in await stream.messages(1)] == [secret["id"]]
+            assert reads == {"alice": 1, "bob": 1}
+            # The private message made alice's and bob's kept answers stale, not carol's.
+            carols = [await carol.open_stream() for _ in range(3)]
+            streams += carols
+            room = await alice.send("to the room")
+            for stream in carols:
+                assert [m["id"] for m in await stream.messages(1)] == [room["id"]]
+            assert reads == {"alice": 1, "bob": 1, "carol": 1}
+            for viewer in (alice, carol):
+                history = await history_of(viewer)
+                stream = await viewer.open_stream()
+                streams.append(stream)
+                assert await stream.messages(len(history)) == history
+            assert reads == {"alice": 2, "bob": 1, "carol": 2}
+        finally:
+            for stream in streams:
+                stream.close()
