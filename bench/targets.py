@@ -77,7 +77,7 @@ class Target:
         elif self.name == AIOHTTP_FLOOR:
             # What aiohttp itself costs: a handler that only opens the stream, no sign-in,
             # history or presence, with my_chat's garbage-collector settings (runs before
-            # 2026-12-02 23:30 UTC ran it on Python's defaults). my_chat cannot be faster.
+            # 2026-12-02 22:50 UTC ran it on Python's defaults). my_chat cannot be faster.
             argv = [
                 sys.executable,
                 "-m",
