@@ -26,14 +26,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+# --8<-- [start:gc]
 def tune_garbage_collector() -> None:
     """Call once start-up is done. Start-up objects live as long as the process: move them
     out of the collector's way, and let young objects pile up longer between collections.
-    With thousands of streams this cuts the connect-time CPU spent in the garbage collector
-    by about a third."""
+    Connecting 10,000 streams to an empty aiohttp handler spent about 0.62 s in the
+    collector on Python's defaults and under 0.2 s with this (performance appendix, 12)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+
+
+# --8<-- [end:gc]
 
 
 @asynccontextmanager
