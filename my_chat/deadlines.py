@@ -20,6 +20,9 @@ request body and has long finished its head, is never cut.
   ``408 body_timeout`` (a JSON error, through the usual error middleware); the connection
   closes after that answer.
 
+The same subclass answers the requests aiohttp's HTTP parser refuses (``handle_error``) with a
+JSON error, ``400 malformed_request``, like every other error of the API.
+
 This reads attributes aiohttp keeps for itself (``_request_count``, ``_messages``, and the
 ``_parser`` a stream's connection lets go and gets back, see ``carries_a_stream``), and swaps
 ``_messages`` for a smaller queue (:class:`RequestQueue`): aiohttp is pinned
@@ -40,7 +43,7 @@ from aiohttp.http import HttpRequestParser
 from aiohttp.web_protocol import MAX_MSG_QUEUE_SIZE, RequestHandler, RequestPayloadError
 
 from my_chat.config import Settings
-from my_chat.errors import ApiError
+from my_chat.errors import ApiError, refused_early
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,18 @@ class DeadlineRequestHandler(RequestHandler):
             self.close()
         else:
             self.force_close()  # answered already; aiohttp was only draining the rest
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A request no handler answered (its parser refused it, or it failed outside the
+        error middleware) gets a JSON error too, not aiohttp's plain text."""
+        super().handle_error(request, status, exc, message)  # logs; raises if a response began
+        return refused_early(status, exc, message)
 
     def on_connection_lost(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when the client's connection is gone (see my_chat/connection.py).

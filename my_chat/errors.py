@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -82,6 +83,42 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "too_many_requests",
 }
+
+
+# aiohttp's parser messages quote the refused bytes after the reason ("Invalid method
+# encountered:\n\n  b'GARBAGE'"); the reason is kept, the client's own bytes are not echoed.
+_QUOTED_INPUT = re.compile(r":?\s*(?:b'|b\"|bytearray\().*", re.DOTALL)
+
+
+# --8<-- [start:refused-early]
+def refused_early(status: int, exc: BaseException | None, message: str | None) -> web.Response:
+    """The JSON error for a request no handler answered: aiohttp's HTTP parser refused it
+    (``400``: a malformed request line, a header line over 8,190 bytes, TLS sent to the HTTP
+    port...), or it failed outside the error middleware (``500``). aiohttp's own answer is
+    plain text that quotes the client's bytes back."""
+    # Literal codes and messages: tools/text_facts.py lists them in the API's error table.
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if status == 500:
+        response = error_response(
+            500, "internal", "the server failed on this request; it is logged", headers
+        )
+    elif status == 400:
+        reason = getattr(exc, "message", None) or message or str(exc or "")
+        lines = reason.strip().splitlines()
+        reason = _QUOTED_INPUT.sub("", lines[0]).rstrip(".: ") if lines else ""
+        detail = f": {reason}" if reason else ""
+        response = error_response(
+            400, "malformed_request", f"the request is not valid HTTP/1.1{detail}", headers
+        )
+    else:
+        code = _HTTP_CODES.get(status, "http_error")
+        lines = (message or "").strip().splitlines()
+        response = error_response(status, code, lines[0] if lines else code, headers)
+    response.force_close()  # what came after the refused bytes cannot be trusted to be a request
+    return response
+
+
+# --8<-- [end:refused-early]
 
 
 @web.middleware

@@ -7,6 +7,7 @@ test here failed on the code before the fix it guards (see chapters/appendix-sec
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 
 from my_chat.server import TASKS
@@ -226,6 +227,60 @@ async def test_credentials_that_are_not_utf8_are_401_everywhere(server):
             assert status == 401, (method, path, header, body)
             assert json.loads(body)["error"] == "invalid_token"
     await alice.send("still fine")
+
+
+MALFORMED = {
+    "a request line that is not HTTP": b"GARBAGE\r\n\r\n",
+    "a method with a bad character": b"G(T /api/me HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a header line over 8,190 bytes": b"GET /api/me HTTP/1.1\r\nHost: x\r\nX-Long: "
+    + b"<script>" * 1200
+    + b"\r\n\r\n",
+    "a NUL byte in a header": b"GET /api/me HTTP/1.1\r\nHost: x\r\nX-A: <script>\x00\r\n\r\n",
+    "a Content-Length that is no number": b"POST /api/messages HTTP/1.1\r\nHost: x\r\n"
+    b"Content-Length: <script>\r\n\r\n",
+    "a bad chunk size": b"POST /api/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    b"Content-Type: application/json\r\n\r\n<script>\r\n",
+    "TLS sent to the HTTP port": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(40),
+}
+
+
+async def test_requests_the_http_parser_refuses_get_a_json_400_then_all_works(server):
+    """aiohttp answers these before any handler runs, in plain text quoting the bytes back;
+    my_chat's connection protocol answers them as JSON, like every other error."""
+    alice = await server.user("alice")
+    stream = await alice.open_stream()
+    host, port = server.url.removeprefix("http://").split(":")
+    for name, data in MALFORMED.items():
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(data)
+        async with asyncio.timeout(10):
+            answer = await reader.read()  # to the end: the server closes the connection
+        writer.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n")[0].split()[1] == b"400", (name, answer)
+        assert b"\r\ncontent-type: application/json" in head.lower(), (name, answer)
+        assert b"\r\nx-content-type-options: nosniff" in head.lower(), (name, answer)
+        error = json.loads(body)
+        assert error["error"] == "malformed_request", (name, error)
+        assert error["message"].startswith("the request is not valid HTTP/1.1"), (name, error)
+        assert b"<script>" not in body, (name, body)  # the client's bytes are not echoed
+    # The server is whole: the open stream still gets messages, new requests are answered.
+    await alice.send("still fine")
+    assert [m["text"] for m in await stream.messages(1)] == ["still fine"]
+    stream.close()
+    async with server.session.get(f"{server.url}/api/me", headers=alice.auth) as response:
+        assert response.status == 200
+
+
+def test_a_failure_outside_the_middleware_is_a_json_500():
+    from my_chat.errors import refused_early
+
+    response = refused_early(500, RuntimeError("boom"), None)
+    assert response.status == 500 and response.content_type == "application/json"
+    assert json.loads(response.body) == {
+        "error": "internal",
+        "message": "the server failed on this request; it is logged",
+    }
 
 
 # --- 3. Stream caps ------------------------------------------------------------------------

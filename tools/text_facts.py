@@ -320,12 +320,18 @@ def error_codes(root: Path = ROOT) -> list[tuple[int, str, str, str]]:
             for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                     continue
-                if node.func.id not in classes or len(node.args) < 2:
+                args = node.args
+                if node.func.id == "error_response":  # error_response(500, "code", "message")
+                    if len(args) < 3 or not isinstance(args[0], ast.Constant):
+                        continue
+                    status, args = args[0].value, args[1:]
+                elif node.func.id in classes and len(args) >= 2:
+                    status = classes[node.func.id]
+                else:
                     continue
-                code, message = _literal(node.args[0]), _literal(node.args[1])
+                code, message = _literal(args[0]), _literal(args[1])
                 if code is None:
                     continue
-                status = classes[node.func.id]
                 for keyword in node.keywords:
                     if keyword.arg == "status" and isinstance(keyword.value, ast.Constant):
                         status = keyword.value.value
