@@ -158,7 +158,7 @@ async def signup(request: web.Request) -> web.Response:
         raise BadRequest(
             "invalid_password", f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters"
         )
-    limit(context.signup_limiter, client_address(request), "sign-ups from this address")
+    await limit(context.signup_limiter, client_address(request), "sign-ups from this address")
     try:
         await context.accounts.create(username, password, int(time.time() * 1000))
     except UsernameTaken:
@@ -171,11 +171,11 @@ async def login(request: web.Request) -> web.Response:
     context = context_of(request)
     username, password = await read_credentials(request)
     key = f"{client_address(request)}|{username.lower()}"
-    if context.login_limiter.peek(key) > 0:
-        limit(context.login_limiter, key, "failed sign-ins")
+    if await context.login_limiter.peek(key) > 0:
+        await limit(context.login_limiter, key, "failed sign-ins")
     stored_name = await context.accounts.check_password(username, password)
     if stored_name is None:
-        context.login_limiter.retry_after(key)  # count the failure
+        await context.login_limiter.retry_after(key)  # count the failure
         raise Unauthorized("wrong_credentials", "wrong username or password")
     return signed_in(request, stored_name, 200)
 
@@ -214,10 +214,10 @@ async def change_password(request: web.Request) -> web.Response:
             "invalid_password", f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters"
         )
     key = f"{client_address(request)}|{user.lower()}"
-    if context.login_limiter.peek(key) > 0:
-        limit(context.login_limiter, key, "failed password checks")
+    if await context.login_limiter.peek(key) > 0:
+        await limit(context.login_limiter, key, "failed password checks")
     if await context.accounts.check_password(user, old_password) is None:
-        context.login_limiter.retry_after(key)  # count the failure, as a failed sign-in
+        await context.login_limiter.retry_after(key)  # count the failure, as a failed sign-in
         raise Forbidden("wrong_password", "the old password is not right")
     await context.accounts.set_password(user, new_password)
     await context.sessions.revoke_all(user)

@@ -28,7 +28,7 @@ async def send_message(request: web.Request) -> web.Response:
         )
     # Rate-limit before looking the recipient up: a 404 for an unknown name would otherwise
     # let anyone test a thousand names a second.
-    limit(context.message_limiter, sender, "messages")
+    await limit(context.message_limiter, sender, "messages")
     to = body.get("to")
     if to is not None:
         if not isinstance(to, str) or not to:

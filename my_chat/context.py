@@ -14,7 +14,7 @@ from aiohttp import web
 from my_chat.client_manager import ClientManager
 from my_chat.config import Settings
 from my_chat.parts import Parts
-from my_chat.ratelimit import RateLimiter
+from my_chat.ratelimit import Limiter
 
 if TYPE_CHECKING:
     from my_chat.accounts import AccountStore
@@ -35,9 +35,9 @@ class ServiceContext:
     presence: Presence
     sessions: Sessions
     service_key: str
-    message_limiter: RateLimiter
-    signup_limiter: RateLimiter
-    login_limiter: RateLimiter
+    message_limiter: Limiter
+    signup_limiter: Limiter
+    login_limiter: Limiter
 
 
 CONTEXT = web.AppKey("context", ServiceContext)

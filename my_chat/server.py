@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,7 @@ from my_chat.history import LatestWindow
 from my_chat.metrics import METRICS, Metrics
 from my_chat.parts import Parts, check_parts, import_parts, report_parts
 from my_chat.presence import LocalPresence, Presence
-from my_chat.ratelimit import RateLimiter
+from my_chat.ratelimit import RateLimiter, RateLimits
 from my_chat.sessions import open_sessions
 from my_chat.store import MessageStore
 
@@ -106,11 +107,9 @@ async def build_context(settings: Settings, manager: ClientManager | None = None
         presence=services.presence,
         sessions=sessions,
         service_key=service_key,
-        message_limiter=RateLimiter(settings.message_burst, settings.message_rate),
-        signup_limiter=RateLimiter(settings.signup_per_minute, settings.signup_per_minute / 60),
-        login_limiter=RateLimiter(
-            settings.login_failures_per_minute, settings.login_failures_per_minute / 60
-        ),
+        message_limiter=services.limits.messages,
+        signup_limiter=services.limits.signups,
+        login_limiter=services.limits.login_failures,
     )
 
 
@@ -154,20 +153,23 @@ class Services:
     store: MessageStore
     broker: Broker
     presence: Presence
+    limits: RateLimits
     redis: Redis | None = None  # Redis mode: the command client (the broker closes it)
 
 
 # --8<-- [start:open-services]
 async def open_services(settings: Settings, manager: ClientManager, parts: Parts) -> Services:
-    """Accounts, message store, broker and presence: one process, or shared through Redis.
+    """Accounts, message store, broker, presence and rate limits: one process, or shared
+    through Redis.
 
-    A third backend is one more branch here, building its four kinds of the same interfaces.
+    A third backend is one more branch here, building its kinds of the same interfaces.
     """
     if settings.redis_url:
         from my_chat.redis_accounts import RedisAccountStore
         from my_chat.redis_broker import RedisBroker
         from my_chat.redis_client import connect
         from my_chat.redis_presence import RedisPresence
+        from my_chat.redis_ratelimit import RedisRateLimiter
         from my_chat.redis_store import RedisMessageStore
 
         clients = await connect(settings.redis_url)
@@ -179,6 +181,7 @@ async def open_services(settings: Settings, manager: ClientManager, parts: Parts
             store=redis_store,
             broker=RedisBroker(clients, redis_store, manager, parts),
             presence=RedisPresence(clients.commands, manager, settings),
+            limits=RateLimits.of(settings, partial(RedisRateLimiter, clients.commands)),
             redis=clients.commands,
         )
     protect_database_files(settings.database_path)
@@ -191,6 +194,7 @@ async def open_services(settings: Settings, manager: ClientManager, parts: Parts
         presence=LocalPresence(
             manager, grace=settings.presence_grace, window=settings.presence_window
         ),
+        limits=RateLimits.of(settings, lambda _name, burst, rate: RateLimiter(burst, rate)),
     )
 
 

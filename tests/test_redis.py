@@ -622,3 +622,96 @@ async def test_a_connect_storm_opens_every_stream(redis_server, server_process, 
             for stream in streams:
                 stream.close()
         assert "Traceback" not in process.log(), process.log()[-3000:]
+
+
+async def test_rate_limits_are_shared_by_every_process_and_outlive_a_restart(
+    redis_server, server_process, tmp_path
+):
+    """With a bucket in each process, two processes would let a user send twice the burst,
+    guess passwords twice as fast, and a restart would refill every bucket. In Redis mode
+    there is one bucket per user (or address and name) for every process."""
+    env = {"MY_CHAT_JWT_SECRET": JWT_SECRET, "MY_CHAT_PRESENCE_TTL": str(PRESENCE_TTL)}
+    limits = ("--redis", redis_server.url, "--message-burst", "4", "--message-rate", "0.01")
+
+    def start(name: str):
+        return server_process(*limits, data_dir=tmp_path / name, env=env)
+
+    a, b = await asyncio.gather(asyncio.to_thread(start, "a"), asyncio.to_thread(start, "b"))
+    async with client_session() as session:
+        on_a = await ChatClient(a.url, session).signup("alice")
+        on_b = ChatClient(b.url, session)
+        on_b.token = on_a.token
+        answers = [
+            await (on_a, on_b)[i % 2].request("POST", "/api/messages", json={"text": f"m{i}"})
+            for i in range(6)
+        ]
+        assert [status for status, _ in answers] == [201] * 4 + [429] * 2, answers
+        assert answers[-1][1]["error"] == "rate_limited"
+        bob = await ChatClient(b.url, session).signup("bob")
+        await bob.send("bob has a bucket of his own")
+
+        # A restart of A: the bucket is in Redis, still empty; then normal use goes on.
+        a.stop()
+        a = await asyncio.to_thread(start, "a")
+        on_a.base_url = a.url
+        status, body = await on_a.request("POST", "/api/messages", json={"text": "again"})
+        assert (status, body["error"]) == (429, "rate_limited")
+        assert (await on_a.request("GET", "/api/me"))[0] == 200
+
+        # Failed sign-ins: 10 a minute per address and name (the default), on both together.
+        statuses = []
+        for i in range(12):
+            url = (a.url, b.url)[i % 2]
+            async with session.post(
+                f"{url}/api/login", json={"username": "bob", "password": "wrong password"}
+            ) as response:
+                statuses.append(response.status)
+        assert statuses == [401] * 10 + [429] * 2, statuses
+        await bob.send("bob's own token still works")
+
+    client = Redis.from_url(redis_server.url)
+    try:
+        keys = sorted(key.decode() for key in await client.keys("my_chat:rate:*"))
+        ttls = [await client.pttl(key) for key in keys]
+    finally:
+        await client.aclose()
+    assert "my_chat:rate:messages:alice" in keys, keys
+    assert all(ttl > 0 for ttl in ttls), dict(zip(keys, ttls, strict=True))  # none kept forever
+
+
+async def test_the_redis_bucket_refills_on_redis_clock_and_peek_takes_nothing(redis_server):
+    from my_chat.redis_ratelimit import RedisRateLimiter
+    from my_chat.redis_store import RedisUnavailable
+
+    client = Redis.from_url(redis_server.url)
+    try:
+        limiter = RedisRateLimiter(client, "test", burst=2, rate=20.0)  # a token per 50 ms
+        assert [await limiter.retry_after("k") for _ in range(2)] == [0.0, 0.0]
+        wait = await limiter.retry_after("k")
+        assert 0 < wait <= 0.05, wait
+        assert 0 < await limiter.peek("k") <= 0.05  # looking spends nothing...
+        assert await limiter.peek("other") == 0.0
+        await asyncio.sleep(wait + 0.03)
+        assert await limiter.retry_after("k") == 0.0  # ...so the refill is not delayed by it
+        assert 0 < await client.pttl("my_chat:rate:test:k") <= 2 / 20 * 1000 + 1000
+        assert await client.exists("my_chat:rate:test:other") == 0  # peek wrote nothing
+        off = RedisRateLimiter(client, "off", burst=0, rate=1.0)
+        assert await off.retry_after("k") == 0.0 and await client.exists("my_chat:rate:off:k") == 0
+        redis_server.stop()
+        with pytest.raises(RedisUnavailable) as refused:
+            await limiter.retry_after("k")
+        assert refused.value.status == 503
+        redis_server.start()
+        await until(lambda: _answers(limiter), "the limiter to work again after Redis came back")
+    finally:
+        await client.aclose()
+
+
+async def _answers(limiter) -> bool:
+    from my_chat.redis_store import RedisUnavailable
+
+    try:
+        await limiter.peek("k")
+    except RedisUnavailable:
+        return False
+    return True
