@@ -68,13 +68,17 @@ class BodyTimeout(ApiError):
         super().__init__("body_timeout", f"the request body did not arrive within {seconds:g} s")
 
 
+class HeadTimeout(ApiError):
+    status = 408
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__("head_timeout", f"the request head did not arrive within {seconds:g} s")
+
+
 def _head_timeout_response(seconds: float) -> bytes:
-    body = json.dumps(
-        {
-            "error": "head_timeout",
-            "message": f"the request head did not arrive within {seconds:g} s",
-        }
-    ).encode()
+    # Written straight to the socket: no request was parsed, so there is no response object.
+    error = HeadTimeout(seconds)
+    body = json.dumps({"error": error.code, "message": error.message}).encode()
     return (
         b"HTTP/1.1 408 Request Timeout\r\n"
         b"Content-Type: application/json; charset=utf-8\r\n"

@@ -262,6 +262,8 @@ def test_the_errors_table_finds_the_codes_the_server_raises():
     assert (415, "unsupported_media_type") in codes  # ApiError(..., status=415)
     assert (400, "malformed_request") in codes  # error_response(400, ...), aiohttp's parser
     assert (500, "internal") in codes
+    # Error classes with their own code: super().__init__("code", ...)
+    assert {(408, "head_timeout"), (408, "body_timeout"), (503, "redis_unavailable")} <= codes
 
 
 def test_the_cli_table_lists_every_flag_of_the_real_parser():

@@ -317,7 +317,37 @@ def error_codes(root: Path = ROOT) -> list[tuple[int, str, str, str]]:
     for folder in SOURCE_DIRS:
         for path in sorted((root / folder).glob("*.py")):
             module = f"{folder}/{path.name}"
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                # An error class with its own code: super().__init__("code", "message").
+                bases = [b.id for b in getattr(node, "bases", []) if isinstance(b, ast.Name)]
+                if isinstance(node, ast.ClassDef) and any(b in classes for b in bases):
+                    status = next(classes[b] for b in bases if b in classes)
+                    for statement in node.body:  # status = 408
+                        if (
+                            isinstance(statement, ast.Assign)
+                            and [getattr(t, "id", None) for t in statement.targets] == ["status"]
+                            and isinstance(statement.value, ast.Constant)
+                        ):
+                            status = statement.value.value
+                    own_init = any(
+                        isinstance(f, ast.FunctionDef) and f.name == "__init__" for f in node.body
+                    )
+                    if not own_init:  # raised as Class("code", "message") like its base
+                        classes.setdefault(node.name, status)
+                    for call in ast.walk(node):
+                        if (
+                            isinstance(call, ast.Call)
+                            and isinstance(call.func, ast.Attribute)
+                            and call.func.attr == "__init__"
+                            and len(call.args) >= 2
+                            and (code := _literal(call.args[0])) is not None
+                        ):
+                            messages, modules = found.setdefault((status, code), ([], set()))
+                            if message := _literal(call.args[1]):
+                                messages.append((call.lineno, message))
+                            modules.add(module)
+                    continue
                 if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
                     continue
                 args = node.args
