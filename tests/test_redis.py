@@ -715,3 +715,57 @@ async def _answers(limiter) -> bool:
     except RedisUnavailable:
         return False
     return True
+
+
+async def test_every_call_redis_serves_is_a_documented_503_while_redis_is_down_then_works(
+    redis_server, server_process, tmp_path
+):
+    """What the OpenAPI document promises in Redis mode: a JSON 503 with Retry-After, never a
+    500 or a hang, from every operation that needs Redis; and normal use once it is back."""
+    from my_chat.openapi import document
+
+    (node,) = await start_processes(server_process, tmp_path, redis_server, 1)
+    service = {"Authorization": f"Bearer {SERVICE_KEY}"}
+    async with client_session() as session:
+        alice = await ChatClient(node.url, session).signup("alice")
+        bob = await ChatClient(node.url, session).signup("bob")
+        new_password = {"old_password": PASSWORD, "new_password": "another password"}
+        # Those that end sessions last: once Redis is back, each one works for real.
+        calls = [
+            ("post", "/api/signup", None, {"username": "carol", "password": PASSWORD}),
+            ("post", "/api/login", None, {"username": "alice", "password": PASSWORD}),
+            ("post", "/api/messages", alice.auth, {"text": "while Redis is down"}),
+            ("get", "/api/history", alice.auth, None),
+            ("get", "/api/online", alice.auth, None),
+            ("post", "/api/push", service, {"user_ids": ["bob"], "event": "note", "data": 1}),
+            ("post", "/api/broadcast", service, {"event": "note", "data": 1}),
+            ("post", "/api/password", alice.auth, new_password),
+            ("post", "/api/logout-all", bob.auth, None),
+            ("post", "/api/logout", alice.auth, None),
+        ]
+
+        async def call(method, path, headers, body):
+            timeout = aiohttp.ClientTimeout(total=WAIT)  # a request must never hang
+            async with session.request(
+                method, node.url + path, headers=headers, json=body, timeout=timeout
+            ) as response:
+                answer = await response.json() if response.status != 204 else None
+                return response.status, response.headers.get("Retry-After"), answer
+
+        redis_server.stop()
+        for method, path, headers, body in calls:
+            status, retry_after, answer = await call(method, path, headers, body)
+            assert (status, answer["error"]) == (503, "redis_unavailable"), (path, answer)
+            assert retry_after == "1", path
+            assert "503" in document()["paths"][path][method]["responses"], path
+        redis_server.start()
+        for method, path, headers, body in calls:
+            await until(
+                lambda m=method, p=path, h=headers, b=body: _succeeds(call(m, p, h, b)),
+                f"{path} to work again once Redis is back",
+            )
+
+
+async def _succeeds(answer) -> bool:
+    status, _, _ = await answer
+    return status < 300
