@@ -309,6 +309,68 @@ def _literal(node: ast.AST) -> str | None:
     return None
 
 
+def _class_status(node: ast.ClassDef, classes: dict[str, int]) -> int | None:
+    """The status of an ``ApiError`` subclass: its own ``status = N``, else its base's."""
+    bases = [classes[b.id] for b in node.bases if isinstance(b, ast.Name) and b.id in classes]
+    if not bases:
+        return None
+    for statement in node.body:
+        if (
+            isinstance(statement, ast.Assign)
+            and [getattr(t, "id", None) for t in statement.targets] == ["status"]
+            and isinstance(statement.value, ast.Constant)
+        ):
+            return statement.value.value
+    return bases[0]
+
+
+def _raised_errors(
+    tree: ast.AST, classes: dict[str, int]
+) -> list[tuple[int, str, str | None, int]]:
+    """(status, code, message, line) of each error ``tree`` raises with a literal code:
+    ``Class("code", "message")``, ``error_response(500, "code", "message")``, and an error
+    class that names its own code, ``super().__init__("code", "message")``.
+
+    ``classes`` (name -> status) learns the subclasses raised like their base."""
+    raised = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            status = _class_status(node, classes)
+            if status is None:
+                continue
+            if not any(isinstance(f, ast.FunctionDef) and f.name == "__init__" for f in node.body):
+                classes.setdefault(node.name, status)  # raised as Class("code", "message")
+            for call in ast.walk(node):
+                if (
+                    isinstance(call, ast.Call)
+                    and isinstance(call.func, ast.Attribute)
+                    and call.func.attr == "__init__"
+                    and len(call.args) >= 2
+                    and (code := _literal(call.args[0])) is not None
+                ):
+                    raised.append((status, code, _literal(call.args[1]), call.lineno))
+            continue
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        args = node.args
+        if node.func.id == "error_response":  # error_response(500, "code", "message")
+            if len(args) < 3 or not isinstance(args[0], ast.Constant):
+                continue
+            status, args = args[0].value, args[1:]
+        elif node.func.id in classes and len(args) >= 2:
+            status = classes[node.func.id]
+        else:
+            continue
+        code = _literal(args[0])
+        if code is None:
+            continue
+        for keyword in node.keywords:
+            if keyword.arg == "status" and isinstance(keyword.value, ast.Constant):
+                status = keyword.value.value
+        raised.append((status, code, _literal(args[1]), node.lineno))
+    return raised
+
+
 def error_codes(root: Path = ROOT) -> list[tuple[int, str, str, str]]:
     """(status, code, message, module) for every API error the source raises."""
     classes = _error_classes()
@@ -316,59 +378,12 @@ def error_codes(root: Path = ROOT) -> list[tuple[int, str, str, str]]:
     found: dict[tuple[int, str], tuple[list[tuple[int, str]], set[str]]] = {}
     for folder in SOURCE_DIRS:
         for path in sorted((root / folder).glob("*.py")):
-            module = f"{folder}/{path.name}"
             tree = ast.parse(path.read_text(encoding="utf-8"))
-            for node in ast.walk(tree):
-                # An error class with its own code: super().__init__("code", "message").
-                bases = [b.id for b in getattr(node, "bases", []) if isinstance(b, ast.Name)]
-                if isinstance(node, ast.ClassDef) and any(b in classes for b in bases):
-                    status = next(classes[b] for b in bases if b in classes)
-                    for statement in node.body:  # status = 408
-                        if (
-                            isinstance(statement, ast.Assign)
-                            and [getattr(t, "id", None) for t in statement.targets] == ["status"]
-                            and isinstance(statement.value, ast.Constant)
-                        ):
-                            status = statement.value.value
-                    own_init = any(
-                        isinstance(f, ast.FunctionDef) and f.name == "__init__" for f in node.body
-                    )
-                    if not own_init:  # raised as Class("code", "message") like its base
-                        classes.setdefault(node.name, status)
-                    for call in ast.walk(node):
-                        if (
-                            isinstance(call, ast.Call)
-                            and isinstance(call.func, ast.Attribute)
-                            and call.func.attr == "__init__"
-                            and len(call.args) >= 2
-                            and (code := _literal(call.args[0])) is not None
-                        ):
-                            messages, modules = found.setdefault((status, code), ([], set()))
-                            if message := _literal(call.args[1]):
-                                messages.append((call.lineno, message))
-                            modules.add(module)
-                    continue
-                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
-                    continue
-                args = node.args
-                if node.func.id == "error_response":  # error_response(500, "code", "message")
-                    if len(args) < 3 or not isinstance(args[0], ast.Constant):
-                        continue
-                    status, args = args[0].value, args[1:]
-                elif node.func.id in classes and len(args) >= 2:
-                    status = classes[node.func.id]
-                else:
-                    continue
-                code, message = _literal(args[0]), _literal(args[1])
-                if code is None:
-                    continue
-                for keyword in node.keywords:
-                    if keyword.arg == "status" and isinstance(keyword.value, ast.Constant):
-                        status = keyword.value.value
+            for status, code, message, line in _raised_errors(tree, classes):
                 messages, modules = found.setdefault((status, code), ([], set()))
                 if message:
-                    messages.append((node.lineno, message))
-                modules.add(module)
+                    messages.append((line, message))
+                modules.add(f"{folder}/{path.name}")
     errors = importlib.import_module("my_chat.errors")
     for status, code in errors._HTTP_CODES.items():
         found.setdefault((status, code), ([], {"aiohttp"}))
